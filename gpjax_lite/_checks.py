@@ -1,0 +1,94 @@
+"""Eager input checks shared by kernels, models and fitting.
+
+Shapes are static in JAX, so shape errors are raised even inside ``jit``.
+Values (finiteness, positivity) can only be inspected on concrete arrays; on
+tracers these checks are skipped, which is why every public entry point runs
+them *before* any compiled work starts.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` holds actual numbers (not a tracer inside jit/grad/vmap)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_float_array(value) -> jax.Array:
+    """Convert a hyperparameter to a floating-point JAX array.
+
+    Python floats stay weakly typed, so a default such as ``variance=1.0`` does
+    not promote float32 inputs to float64 when ``jax_enable_x64`` is on.
+    Integers are promoted to the default float type (gradients need floats).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return value
+    array = jnp.asarray(value)
+    if not jnp.issubdtype(array.dtype, jnp.inexact):
+        array = array.astype(jnp.result_type(float))
+    return array
+
+
+def check_positive(name: str, value) -> None:
+    """Raise ``ValueError`` naming ``name`` unless every entry is finite and > 0."""
+    if not is_concrete(value):
+        return
+    values = np.asarray(value)
+    if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise ValueError(f"`{name}` must be positive and finite, got {values!r}.")
+
+
+def check_finite(name: str, value) -> None:
+    """Raise ``ValueError`` naming ``name`` if a concrete array holds NaN or inf."""
+    if not is_concrete(value):
+        return
+    values = np.asarray(value)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(f"`{name}` must be finite, but {bad} of its entries are NaN or inf.")
+
+
+def as_inputs(name: str, X) -> jax.Array:
+    """Return inputs as a 2-D ``(n, d)`` array; a 1-D ``(n,)`` array is read as ``(n, 1)``."""
+    X = jnp.asarray(X)
+    if X.ndim == 1:
+        X = X[:, None]
+    elif X.ndim != 2:
+        raise ValueError(
+            f"`{name}` must have shape (n,) or (n, d), got an array of shape {X.shape}."
+        )
+    if not jnp.issubdtype(X.dtype, jnp.inexact):
+        X = X.astype(jnp.result_type(float))
+    check_finite(name, X)
+    return X
+
+
+def as_point(name: str, x) -> jax.Array:
+    """Return a single input point as a 1-D ``(d,)`` array; a scalar is read as ``(1,)``."""
+    x = jnp.asarray(x)
+    if x.ndim == 0:
+        x = x[None]
+    elif x.ndim != 1:
+        raise ValueError(f"`{name}` must be a scalar or a point of shape (d,), got shape {x.shape}.")
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
+def as_targets(name: str, y, n: int) -> jax.Array:
+    """Return observed targets as a 1-D ``(n,)`` array matching ``n`` inputs."""
+    y = jnp.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"`{name}` must be 1-D with shape (n,), got shape {y.shape}.")
+    if y.shape[0] != n:
+        raise ValueError(
+            f"`{name}` has {y.shape[0]} entries but `X` has {n} rows: shapes must agree."
+        )
+    if not jnp.issubdtype(y.dtype, jnp.inexact):
+        y = y.astype(jnp.result_type(float))
+    check_finite(name, y)
+    return y

@@ -1,0 +1,174 @@
+"""The kernel base class: one pointwise function in, Gram and cross matrices out.
+
+A kernel ``k`` is a positive semi-definite function of two input points. A
+subclass writes only :meth:`Kernel.evaluate` on two single points ``x, y`` of
+shape ``(d,)``; the base class turns it into matrices with one ``jax.vmap``
+core::
+
+    cross(X, Y)[i, j] = k(X[i], Y[j])        (n, m)
+    gram(X)          = cross(X, X)           (n, n)
+    diag(X)[i]       = k(X[i], X[i])         (n,)
+
+Subclasses may override the private ``_cross``/``_gram``/``_diag`` hooks with
+faster formulas that agree with the vmap core to round-off (see
+``stationary.py``); the public methods do the input checks once and then call
+those hooks, so composite kernels (sums, products) reuse each term's fast path.
+"""
+
+from __future__ import annotations
+
+import abc
+import numbers
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._checks import as_inputs, as_point
+
+
+def vmap_cross(pointwise, X: Float[Array, "n d"], Y: Float[Array, "m d"]) -> Float[Array, "n m"]:
+    """The one vmap core: ``pointwise(x, y)`` on every pair of rows of ``X`` and ``Y``."""
+    over_y = jax.vmap(pointwise, in_axes=(None, 0))
+    return jax.vmap(over_y, in_axes=(0, None))(X, Y)
+
+
+class Kernel(eqx.Module):
+    """Base class of every covariance function.
+
+    Write :meth:`evaluate` for two points of shape ``(d,)`` and get
+    ``k(x, y)``, :meth:`gram`, :meth:`cross`, :meth:`diag`, ``active_dims``
+    and the algebra ``k1 + k2``, ``k1 * k2``, ``c * k`` for free.
+
+    Attributes:
+        active_dims: column indices of the inputs this kernel looks at, or
+            ``None`` for all of them. ``RBF(active_dims=(0, 2))`` acts on
+            ``X[:, (0, 2)]``.
+    """
+
+    active_dims: tuple[int, ...] | None = eqx.field(default=None, static=True, kw_only=True)
+
+    def __check_init__(self):
+        if self.active_dims is not None:
+            dims = self.active_dims
+            if not (
+                isinstance(dims, tuple)
+                and len(dims) > 0
+                and all(isinstance(i, numbers.Integral) and i >= 0 for i in dims)
+            ):
+                raise TypeError(
+                    "`active_dims` must be a non-empty tuple of non-negative column indices, "
+                    f"got {dims!r}."
+                )
+
+    # ----------------------------------------------------------------- to write
+    @abc.abstractmethod
+    def evaluate(self, x: Float[Array, " d"], y: Float[Array, " d"]) -> Float[Array, ""]:
+        """The kernel's value ``k(x, y)`` on two single points of shape ``(d,)``.
+
+        ``x`` and ``y`` arrive with ``active_dims`` already selected.
+        """
+
+    # -------------------------------------------------------------- public API
+    def __call__(self, x, y) -> Float[Array, ""]:
+        """``k(x, y)`` for two points of shape ``(d,)`` (scalars read as ``(1,)``)."""
+        x, y = as_point("x", x), as_point("y", y)
+        if x.shape != y.shape:
+            raise ValueError(f"`x` and `y` must have the same shape, got {x.shape} and {y.shape}.")
+        self.check_input_dim(x.shape[0])
+        return self._pointwise(x, y)
+
+    def gram(self, X) -> Float[Array, "n n"]:
+        """The Gram matrix ``K[i, j] = k(X[i], X[j])`` of shape ``(n, n)``.
+
+        Args:
+            X: inputs of shape ``(n,)`` (read as ``(n, 1)``) or ``(n, d)``.
+        """
+        X = as_inputs("X", X)
+        self.check_input_dim(X.shape[1])
+        return self._gram(X)
+
+    def cross(self, X, Y) -> Float[Array, "n m"]:
+        """The cross-covariance ``K[i, j] = k(X[i], Y[j])`` of shape ``(n, m)``."""
+        X, Y = as_inputs("X", X), as_inputs("Y", Y)
+        if X.shape[1] != Y.shape[1]:
+            raise ValueError(
+                f"`X` and `Y` must have the same number of columns, got shapes {X.shape} and {Y.shape}."
+            )
+        self.check_input_dim(X.shape[1])
+        return self._cross(X, Y)
+
+    def diag(self, X) -> Float[Array, " n"]:
+        """The diagonal ``k(X[i], X[i])`` of the Gram matrix, shape ``(n,)``, without forming it."""
+        X = as_inputs("X", X)
+        self.check_input_dim(X.shape[1])
+        return self._diag(X)
+
+    def check_input_dim(self, d: int) -> None:
+        """Raise ``ValueError`` if this kernel cannot act on inputs with ``d`` columns."""
+        if self.active_dims is not None and max(self.active_dims) >= d:
+            raise ValueError(
+                f"`active_dims` {self.active_dims} refers to column {max(self.active_dims)}, "
+                f"but the inputs have only d = {d} columns."
+            )
+        self._check_active_input_dim(d if self.active_dims is None else len(self.active_dims))
+
+    def _check_active_input_dim(self, d: int) -> None:
+        """Hook: check hyperparameter shapes against the number ``d`` of active columns."""
+
+    # ------------------------------------------------------ matrix-level hooks
+    def _select(self, X):
+        """Keep the ``active_dims`` columns of ``X`` (a point ``(d,)`` or a matrix ``(n, d)``)."""
+        if self.active_dims is None:
+            return X
+        return X[..., jnp.asarray(self.active_dims)]
+
+    def _pointwise(self, x, y):
+        return self.evaluate(self._select(x), self._select(y))
+
+    def _cross(self, X, Y):
+        return vmap_cross(self._pointwise, X, Y)
+
+    def _gram(self, X):
+        return self._cross(X, X)
+
+    def _diag(self, X):
+        return jax.vmap(lambda x: self._pointwise(x, x))(X)
+
+    # ------------------------------------------------------------------ algebra
+    def __add__(self, other):
+        from .combinations import Sum
+
+        if not isinstance(other, Kernel):
+            return NotImplemented
+        return Sum.of(self, other)
+
+    def __radd__(self, other):
+        # `sum([k1, k2])` starts from the integer 0.
+        if isinstance(other, numbers.Number) and other == 0:
+            return self
+        return NotImplemented
+
+    def __mul__(self, other):
+        from .combinations import Product, Scaled
+
+        if isinstance(other, Kernel):
+            return Product.of(self, other)
+        if _is_scalar(other):
+            return Scaled(self, other)
+        return NotImplemented
+
+    def __rmul__(self, other):
+        from .combinations import Scaled
+
+        if _is_scalar(other):
+            return Scaled(self, other)
+        return NotImplemented
+
+
+def _is_scalar(value) -> bool:
+    if isinstance(value, numbers.Real):
+        return True
+    return isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) == 0

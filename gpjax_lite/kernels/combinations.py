@@ -1,0 +1,106 @@
+"""Kernel algebra: sums, products and positive scalings of kernels.
+
+Sums and products of PSD kernels are PSD (the product by the Schur product
+theorem), and so is ``c · k`` for ``c > 0``. ``Sum`` and ``Product`` hold a flat
+tuple of terms: ``k1 + k2 + k3`` is one ``Sum`` of three kernels, not a nested
+binary tree, which keeps traced programs (and compile times) small.
+
+Each combination works at the matrix level, so every term keeps its own fast
+path: ``(k1 + k2).gram(X) == k1.gram(X) + k2.gram(X)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+from .base import Kernel
+from ..parameters import positive_field
+from .._checks import check_positive
+
+
+class _Combination(Kernel):
+    """A kernel built from a flat tuple of ``kernels`` combined elementwise by ``_combine``."""
+
+    kernels: tuple[Kernel, ...]
+
+    def __check_init__(self):
+        if not (isinstance(self.kernels, tuple) and len(self.kernels) >= 1):
+            raise TypeError("`kernels` must be a non-empty tuple of Kernel instances.")
+        for term in self.kernels:
+            if not isinstance(term, Kernel):
+                raise TypeError(f"`kernels` must hold Kernel instances, got {type(term).__name__}.")
+
+    @staticmethod
+    def _combine(a, b):
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, *terms: Kernel):
+        """Combine ``terms``, splicing in the terms of any operand of the same kind."""
+        flat = []
+        for term in terms:
+            flat.extend(term.kernels if type(term) is cls and term.active_dims is None else (term,))
+        return cls(tuple(flat))
+
+    def _reduce(self, values):
+        return functools.reduce(self._combine, values)
+
+    def evaluate(self, x, y):
+        return self._reduce([k._pointwise(x, y) for k in self.kernels])
+
+    def _cross(self, X, Y):
+        X, Y = self._select(X), self._select(Y)
+        return self._reduce([k._cross(X, Y) for k in self.kernels])
+
+    def _gram(self, X):
+        X = self._select(X)
+        return self._reduce([k._gram(X) for k in self.kernels])
+
+    def _diag(self, X):
+        X = self._select(X)
+        return self._reduce([k._diag(X) for k in self.kernels])
+
+    def _check_active_input_dim(self, d):
+        for term in self.kernels:
+            term.check_input_dim(d)
+
+
+class Sum(_Combination):
+    """``k(x, y) = Σ_i k_i(x, y)``. Built by ``k1 + k2``."""
+
+    _combine = staticmethod(operator.add)
+
+
+class Product(_Combination):
+    """``k(x, y) = Π_i k_i(x, y)``. Built by ``k1 * k2``."""
+
+    _combine = staticmethod(operator.mul)
+
+
+class Scaled(Kernel):
+    """``k(x, y) = scale · base(x, y)`` with ``scale > 0``. Built by ``c * k`` or ``k * c``."""
+
+    kernel: Kernel
+    scale: float = positive_field()
+
+    def __check_init__(self):
+        if not isinstance(self.kernel, Kernel):
+            raise TypeError(f"`kernel` must be a Kernel, got {type(self.kernel).__name__}.")
+        check_positive("scale", self.scale)
+
+    def evaluate(self, x, y):
+        return self.scale * self.kernel._pointwise(x, y)
+
+    def _cross(self, X, Y):
+        return self.scale * self.kernel._cross(self._select(X), self._select(Y))
+
+    def _gram(self, X):
+        return self.scale * self.kernel._gram(self._select(X))
+
+    def _diag(self, X):
+        return self.scale * self.kernel._diag(self._select(X))
+
+    def _check_active_input_dim(self, d):
+        self.kernel.check_input_dim(d)
+

@@ -1,0 +1,59 @@
+"""Dot-product kernels: functions of ``x · y`` (not stationary)."""
+
+from __future__ import annotations
+
+import numbers
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._checks import check_positive
+from ..parameters import positive_field
+from .base import Kernel
+
+
+class Linear(Kernel):
+    """Linear kernel, ``k(x, y) = variance · (x · y)``: Bayesian linear regression through 0.
+
+    Attributes:
+        variance: positive weight variance.
+    """
+
+    variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
+
+    def __check_init__(self):
+        check_positive("variance", self.variance)
+
+    def evaluate(self, x, y):
+        return self.variance * jnp.dot(x, y)
+
+    def _cross(self, X, Y):
+        # A matrix product is exactly the pointwise formula, row by column.
+        return self.variance * (self._select(X) @ self._select(Y).T)
+
+
+class Polynomial(Kernel):
+    """Polynomial kernel, ``k(x, y) = variance · (x · y + bias)^degree``.
+
+    Attributes:
+        variance: positive scale.
+        bias: positive offset (default 1.0).
+        degree: a static positive integer (default 2); it is not optimised.
+    """
+
+    variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
+    bias: Float[Array, ""] = positive_field(1.0, kw_only=True)
+    degree: int = eqx.field(default=2, static=True, kw_only=True)
+
+    def __check_init__(self):
+        check_positive("variance", self.variance)
+        check_positive("bias", self.bias)
+        if not (isinstance(self.degree, numbers.Integral) and self.degree >= 1):
+            raise TypeError(f"`degree` must be a positive int, got {self.degree!r}.")
+
+    def evaluate(self, x, y):
+        return self.variance * (jnp.dot(x, y) + self.bias) ** self.degree
+
+    def _cross(self, X, Y):
+        return self.variance * (self._select(X) @ self._select(Y).T + self.bias) ** self.degree
