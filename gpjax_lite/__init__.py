@@ -1,7 +1,29 @@
-"""gpjax_lite: Gaussian processes in pure JAX."""
+"""gpjax_lite: Gaussian processes in pure JAX.
 
-from . import kernels, parameters
+Kernels are pointwise functions turned into matrices by one ``jax.vmap`` core;
+the :class:`GP` conditions through one Cholesky factor; :func:`fit` maximises
+the log marginal likelihood with optax in one compiled loop.
+"""
+
+from . import datasets, kernels, linalg, means, parameters
+from .distributions import MultivariateNormal
+from .fit import FitResult, fit
+from .gp import GP, Posterior
+from .linalg import CholeskyError
 
 __version__ = "0.1.0"
 
-__all__ = ["kernels", "parameters", "__version__"]
+__all__ = [
+    "GP",
+    "Posterior",
+    "MultivariateNormal",
+    "CholeskyError",
+    "fit",
+    "FitResult",
+    "kernels",
+    "means",
+    "datasets",
+    "linalg",
+    "parameters",
+    "__version__",
+]

@@ -1,0 +1,75 @@
+"""The multivariate normal distribution, through its Cholesky factor."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._checks import check_finite
+from .linalg import add_jitter, cholesky, gaussian_log_density, raise_if_not_finite
+
+
+class MultivariateNormal(eqx.Module):
+    """``N(mean, covariance)`` over ``n`` values.
+
+    Attributes:
+        mean: the mean vector, shape ``(n,)``.
+        covariance_matrix: the covariance, shape ``(n, n)``.
+        jitter: relative diagonal jitter used by :meth:`sample` only (``None``:
+            the dtype default of :func:`gpjax_lite.linalg.default_jitter`).
+            :meth:`log_prob` uses the covariance as it is.
+    """
+
+    mean: Float[Array, " n"]
+    covariance_matrix: Float[Array, "n n"]
+    jitter: float | None = eqx.field(default=None, static=True)
+
+    def __check_init__(self):
+        n = jnp.shape(self.mean)
+        if len(n) != 1 or jnp.shape(self.covariance_matrix) != (n[0], n[0]):
+            raise ValueError(
+                "`mean` must be (n,) and `covariance_matrix` (n, n); got shapes "
+                f"{jnp.shape(self.mean)} and {jnp.shape(self.covariance_matrix)}."
+            )
+
+    def covariance(self) -> Float[Array, "n n"]:
+        """The ``(n, n)`` covariance matrix."""
+        return self.covariance_matrix
+
+    def variance(self) -> Float[Array, " n"]:
+        """The marginal variances, ``diag(covariance)``, shape ``(n,)``."""
+        return jnp.diagonal(self.covariance_matrix)
+
+    def stddev(self) -> Float[Array, " n"]:
+        """The marginal standard deviations, shape ``(n,)``."""
+        return jnp.sqrt(self.variance())
+
+    def sample(self, key: PRNGKeyArray, num_samples: int = 1) -> Float[Array, "s n"]:
+        """``num_samples`` joint draws ``mean + L ε``, ``ε ~ N(0, I)``, shape ``(num_samples, n)``.
+
+        ``L`` is the Cholesky factor of the covariance plus jitter (see the
+        jitter policy in :mod:`gpjax_lite.linalg`).
+        """
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
+        L = cholesky(
+            add_jitter(self.covariance_matrix, self.jitter),
+            what="the covariance plus jitter (for sampling)",
+        )
+        eps = jax.random.normal(key, (num_samples, self.mean.shape[0]), dtype=L.dtype)
+        return self.mean + eps @ L.T
+
+    def log_prob(self, y: Float[Array, " n"]) -> Float[Array, ""]:
+        """``log N(y | mean, C) = -½ rᵀC⁻¹r - ½ log|C| - n/2 log 2π``, ``r = y - mean``.
+
+        One Cholesky factorisation, no jitter.
+        """
+        y = jnp.asarray(y)
+        if y.shape != self.mean.shape:
+            raise ValueError(f"`y` must have shape {self.mean.shape}, got {y.shape}.")
+        check_finite("y", y)
+        value = gaussian_log_density(self.covariance_matrix, y - self.mean)
+        raise_if_not_finite(value, "the covariance matrix")
+        return value
