@@ -29,7 +29,13 @@ def as_float_array(value) -> jax.Array:
         return value
     array = jnp.asarray(value)
     if not jnp.issubdtype(array.dtype, jnp.inexact):
-        array = array.astype(jnp.result_type(float))
+        if array.weak_type:
+            # A Python int (e.g. `2 * k`, `lengthscale=2`) is as weak as a Python
+            # float: adding a weak 0.0 gives a weakly typed float, so it cannot
+            # promote float32 inputs to float64 either.
+            array = array + 0.0
+        else:
+            array = array.astype(jnp.result_type(float))
     return array
 
 

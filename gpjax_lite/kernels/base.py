@@ -35,6 +35,17 @@ def vmap_cross(pointwise, X: Float[Array, "n d"], Y: Float[Array, "m d"]) -> Flo
     return jax.vmap(over_y, in_axes=(0, None))(X, Y)
 
 
+def _as_dims(dims):
+    """Store a tuple of integer indices (NumPy integers included) as Python ints.
+
+    Anything else is kept as given, for ``Kernel.__check_init__`` to reject.
+    (A NumPy integer in a static field would also make equinox warn.)
+    """
+    if isinstance(dims, tuple) and all(isinstance(i, numbers.Integral) for i in dims):
+        return tuple(int(i) for i in dims)
+    return dims
+
+
 class Kernel(eqx.Module):
     """Base class of every covariance function.
 
@@ -48,7 +59,9 @@ class Kernel(eqx.Module):
             ``X[:, (0, 2)]``.
     """
 
-    active_dims: tuple[int, ...] | None = eqx.field(default=None, static=True, kw_only=True)
+    active_dims: tuple[int, ...] | None = eqx.field(
+        default=None, static=True, kw_only=True, converter=_as_dims
+    )
 
     def __check_init__(self):
         if self.active_dims is not None:
