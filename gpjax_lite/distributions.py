@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numbers
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import check_finite
-from .linalg import add_jitter, cholesky, gaussian_log_density, raise_if_not_finite
+from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, raise_if_not_finite
 
 
 class MultivariateNormal(eqx.Module):
@@ -20,11 +23,15 @@ class MultivariateNormal(eqx.Module):
         jitter: relative diagonal jitter used by :meth:`sample` only (``None``:
             the dtype default of :func:`gpjax_lite.linalg.default_jitter`).
             :meth:`log_prob` uses the covariance as it is.
+        jitter_scale: the variance scale the jitter is relative to (``None``:
+            ``mean(diag covariance)``). A GP posterior passes its prior's scale,
+            since the round-off in its covariance is relative to that.
     """
 
     mean: Float[Array, " n"]
     covariance_matrix: Float[Array, "n n"]
     jitter: float | None = eqx.field(default=None, static=True)
+    jitter_scale: Float[Array, ""] | None = None
 
     def __check_init__(self):
         n = jnp.shape(self.mean)
@@ -33,6 +40,11 @@ class MultivariateNormal(eqx.Module):
                 "`mean` must be (n,) and `covariance_matrix` (n, n); got shapes "
                 f"{jnp.shape(self.mean)} and {jnp.shape(self.covariance_matrix)}."
             )
+
+    def __hash__(self):
+        # Structure-only hash (consistent with equinox's leaf-wise ``==``), so that
+        # `jax.jit(dist.log_prob)` can hash the bound method (the default fails on arrays).
+        return hash(jax.tree_util.tree_structure(self))
 
     def covariance(self) -> Float[Array, "n n"]:
         """The ``(n, n)`` covariance matrix."""
@@ -52,12 +64,20 @@ class MultivariateNormal(eqx.Module):
         ``L`` is the Cholesky factor of the covariance plus jitter (see the
         jitter policy in :mod:`gpjax_lite.linalg`).
         """
-        if not isinstance(num_samples, int) or num_samples < 1:
+        if (
+            not isinstance(num_samples, numbers.Integral)
+            or isinstance(num_samples, (bool, np.bool_))
+            or num_samples < 1
+        ):
             raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
-        L = cholesky(
-            add_jitter(self.covariance_matrix, self.jitter),
-            what="the covariance plus jitter (for sampling)",
-        )
+        num_samples = int(num_samples)
+        C = self.covariance_matrix
+        if self.jitter_scale is None:
+            C = add_jitter(C, self.jitter)
+        else:
+            jitter = default_jitter(C.dtype) if self.jitter is None else self.jitter
+            C = C + (jitter * self.jitter_scale) * jnp.eye(C.shape[0], dtype=C.dtype)
+        L = cholesky(C, what="the covariance plus jitter (for sampling)")
         eps = jax.random.normal(key, (num_samples, self.mean.shape[0]), dtype=L.dtype)
         return self.mean + eps @ L.T
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import as_inputs, as_targets, check_positive
+from ._checks import as_inputs, as_targets, check_finite, check_positive
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .linalg import cho_solve, cholesky, gaussian_log_density, raise_if_not_finite, solve_lower
@@ -49,6 +50,12 @@ class GP(eqx.Module):
         jitter: relative diagonal jitter for noise-free covariances (prior
             samples, posterior covariance); ``None`` is the dtype default
             (see :mod:`gpjax_lite.linalg`). Never added to the likelihood.
+
+    Raises:
+        TypeError: if ``kernel`` is not a :class:`~gpjax_lite.kernels.Kernel`
+            or ``mean`` is not callable.
+        ValueError: if ``noise`` is not positive and finite, or has more than
+            one dimension.
     """
 
     kernel: Kernel
@@ -69,6 +76,12 @@ class GP(eqx.Module):
             )
         check_positive("noise", self.noise)
 
+    def __hash__(self):
+        # Structure-only hash (consistent with equinox's leaf-wise ``==``): the
+        # default one hashes the array leaves and fails, which broke
+        # ``jax.jit(gp.log_marginal_likelihood)`` (jit hashes the bound method).
+        return hash(jax.tree_util.tree_structure(self))
+
     # ------------------------------------------------------------------ helpers
     def _noise_for(self, n: int) -> Float[Array, " n"]:
         """The noise variances of ``n`` training points, shape ``(n,)``."""
@@ -87,18 +100,43 @@ class GP(eqx.Module):
         X = as_inputs("X", X)
         y = as_targets("y", y, X.shape[0])
         noise = self._noise_for(X.shape[0])
+        m = jax.vmap(self.mean)(X)
+        # Otherwise a NaN mean surfaces as a misleading CholeskyError (or NaN `alpha`).
+        check_finite("mean", m)
         K = self.kernel.gram(X)
         K_noisy = K + jnp.diag(noise.astype(K.dtype))
-        return X, K_noisy, y - jax.vmap(self.mean)(X)
+        return X, K_noisy, y - m
 
     # ------------------------------------------------------------------- prior
     def prior(self, X) -> MultivariateNormal:
-        """The prior of the latent function at ``X``: ``N(m(X), k(X, X))`` over ``n`` values."""
+        """The prior of the latent function at ``X``: ``N(m(X), k(X, X))`` over ``n`` values.
+
+        Args:
+            X: inputs ``(n,)`` or ``(n, d)``.
+
+        Returns:
+            A :class:`~gpjax_lite.distributions.MultivariateNormal` with mean
+            ``(n,)`` and covariance ``(n, n)`` (no noise; sampling adds jitter).
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``X``.
+        """
         X = as_inputs("X", X)
         return MultivariateNormal(jax.vmap(self.mean)(X), self.kernel.gram(X), jitter=self.jitter)
 
     def sample(self, key: PRNGKeyArray, X, num_samples: int = 1) -> Float[Array, "s n"]:
-        """Joint prior draws of the latent function at ``X``, shape ``(num_samples, n)``."""
+        """Joint prior draws of the latent function at ``X``, shape ``(num_samples, n)``.
+
+        Args:
+            key: a JAX PRNG key.
+            X: inputs ``(n,)`` or ``(n, d)``.
+            num_samples: number of joint draws (default 1).
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``X`` or a bad ``num_samples``.
+            CholeskyError: (eager code only) if ``k(X, X)`` plus jitter is not
+                positive definite.
+        """
         return self.prior(X).sample(key, num_samples)
 
     # ---------------------------------------------------- marginal likelihood
@@ -120,7 +158,22 @@ class GP(eqx.Module):
 
     # ---------------------------------------------------------------- posterior
     def condition(self, X, y) -> "Posterior":
-        """The posterior given observations ``y`` at ``X``: factorises ``K + Σ`` once."""
+        """The posterior given observations ``y`` at ``X``: factorises ``K + Σ`` once.
+
+        Args:
+            X: training inputs ``(n,)`` or ``(n, d)``.
+            y: training targets ``(n,)``.
+
+        Returns:
+            A :class:`Posterior` holding ``L`` (``L Lᵀ = K + Σ``) and
+            ``α = (K + Σ)⁻¹ (y - m(X))``.
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``X``/``y``, or ``noise``
+                not matching ``n``.
+            CholeskyError: (eager code only) if ``K + Σ`` is not positive
+                definite; under ``jit`` check :meth:`Posterior.is_valid` instead.
+        """
         X, K_noisy, r = self._data(X, y)
         L = cholesky(K_noisy, what="K + noise·I")
         return Posterior(prior=self, X=X, cholesky_factor=L, alpha=cho_solve(L, r))
@@ -143,6 +196,10 @@ class Posterior(eqx.Module):
     cholesky_factor: Float[Array, "n n"]
     alpha: Float[Array, " n"]
 
+    def __hash__(self):
+        # See GP.__hash__: lets `jax.jit(post.predict)` hash the bound method.
+        return hash(jax.tree_util.tree_structure(self))
+
     def is_valid(self) -> Float[Array, ""]:
         """Whether the factorisation succeeded (all finite): a boolean array, usable under ``jit``."""
         return jnp.all(jnp.isfinite(self.cholesky_factor))
@@ -160,10 +217,29 @@ class Posterior(eqx.Module):
         return Xt, mean, solve_lower(self.cholesky_factor, K_cross)
 
     def __call__(self, Xt) -> MultivariateNormal:
-        """The posterior of the latent function at ``Xt``: ``N(mean, k(X*, X*) - VᵀV)``, ``m`` values."""
+        """The posterior of the latent function at ``Xt``: ``N(mean, k(X*, X*) - VᵀV)``, ``m`` values.
+
+        Args:
+            Xt: test inputs ``(m,)`` or ``(m, d)``, with the training inputs' ``d``.
+
+        Returns:
+            A :class:`~gpjax_lite.distributions.MultivariateNormal` with mean
+            ``m(X*) + k(X*, X) α`` ``(m,)`` and covariance ``(m, m)``.
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``Xt``.
+        """
         Xt, mean, V = self._project(Xt)
-        cov = self.prior.kernel.gram(Xt) - V.T @ V
-        return MultivariateNormal(mean, cov, jitter=self.prior.jitter)
+        prior_cov = self.prior.kernel.gram(Xt)
+        # Sampling jitter relative to the *prior* variance scale: the round-off in
+        # k(X*, X*) - VᵀV is relative to it, and near the data the posterior
+        # variances are far smaller (a jitter relative to those fails in float32).
+        return MultivariateNormal(
+            mean,
+            prior_cov - V.T @ V,
+            jitter=self.prior.jitter,
+            jitter_scale=jnp.mean(jnp.diagonal(prior_cov)),
+        )
 
     def predict(self, Xt, include_noise=False):
         """Predictive mean and marginal variance at ``Xt``, each ``(m,)``; no ``(m, m)`` matrix.
@@ -178,6 +254,17 @@ class Posterior(eqx.Module):
         Returns:
             ``(mean, variance)``; the variance is clamped at 0 against round-off.
         """
+        if isinstance(include_noise, np.bool_):
+            include_noise = bool(include_noise)
+        elif not isinstance(include_noise, bool) and jnp.issubdtype(
+            jnp.result_type(include_noise), jnp.bool_
+        ):
+            # A traced/array bool would otherwise be read as a noise variance of 1.0.
+            raise TypeError(
+                "`include_noise` must be a Python bool (under `jax.jit`, mark it static: "
+                "`static_argnames='include_noise'`) or a float array of noise variances, "
+                "got a boolean array."
+            )
         Xt, mean, V = self._project(Xt)
         variance = self.prior.kernel.diag(Xt) - jnp.sum(V**2, axis=0)
         variance = jnp.maximum(variance, 0.0)
@@ -200,5 +287,16 @@ class Posterior(eqx.Module):
         return mean, variance + test_noise
 
     def sample(self, key: PRNGKeyArray, Xt, num_samples: int = 1) -> Float[Array, "s m"]:
-        """Joint posterior draws of the latent function at ``Xt``, shape ``(num_samples, m)``."""
+        """Joint posterior draws of the latent function at ``Xt``, shape ``(num_samples, m)``.
+
+        Args:
+            key: a JAX PRNG key.
+            Xt: test inputs ``(m,)`` or ``(m, d)``.
+            num_samples: number of joint draws (default 1).
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``Xt`` or a bad ``num_samples``.
+            CholeskyError: (eager code only) if the posterior covariance plus
+                jitter is not positive definite.
+        """
         return self(Xt).sample(key, num_samples)

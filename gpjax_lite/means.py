@@ -14,6 +14,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._checks import check_finite
 from .parameters import real_field
 
 
@@ -40,6 +41,11 @@ class Constant(MeanFunction):
     """
 
     value: Float[Array, ""] = real_field(0.0)
+
+    def __check_init__(self):
+        if jnp.ndim(self.value) != 0:
+            raise ValueError(f"`value` must be a scalar, got shape {jnp.shape(self.value)}.")
+        check_finite("value", self.value)
 
     def __call__(self, x):
         return jnp.broadcast_to(self.value, ()).astype(jnp.result_type(x, self.value))

@@ -1,0 +1,60 @@
+"""Session-wide test configuration.
+
+* Single-threaded BLAS (set before NumPy/JAX are imported) keeps timings stable
+  on small CI machines.
+* 64-bit JAX for the whole session: float64 checks are tight; float32 tests pass
+  explicit float32 arrays (Python-float hyperparameters are weakly typed, so they
+  do not promote float32 inputs).
+* Hypothesis profiles: "default" (30 examples) and "ci" (fewer, derandomised),
+  picked by the ``CI`` environment variable or ``HYPOTHESIS_PROFILE``.
+* Tests marked ``@pytest.mark.gpu`` (or using the ``gpu`` fixture) are skipped
+  when JAX only sees a CPU.
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=30,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=10,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default")
+)
+
+
+def on_gpu() -> bool:
+    """True when JAX's default backend is an accelerator."""
+    return jax.default_backend() != "cpu"
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("gpu") is not None and not on_gpu():
+        pytest.skip("needs an accelerator: JAX sees only a CPU")
+
+
+@pytest.fixture
+def gpu():
+    """Skip the requesting test unless JAX runs on an accelerator."""
+    if not on_gpu():
+        pytest.skip("needs an accelerator: JAX sees only a CPU")
+    return jax.devices()[0]

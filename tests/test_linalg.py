@@ -1,0 +1,180 @@
+"""gpjax_lite.linalg: Cholesky helpers, the jitter policy and the Gaussian log density.
+
+References are NumPy/SciPy in float64. The derivative of ``gaussian_log_density``
+is a ``jax.custom_jvp``; it is checked against central finite differences along
+symmetric directions (the function only reads the lower triangle of ``K``, so
+per-entry gradients of a non-symmetric perturbation are not meaningful).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.stats
+
+import gpjax_lite as gl
+from gpjax_lite.linalg import (
+    CholeskyError,
+    add_jitter,
+    cho_solve,
+    cholesky,
+    default_jitter,
+    gaussian_log_density,
+    solve_lower,
+)
+
+
+def spd(n, seed=0, ridge=0.5):
+    """A well-conditioned random SPD matrix (float64)."""
+    A = np.random.default_rng(seed).normal(size=(n, n))
+    return A @ A.T / n + ridge * np.eye(n)
+
+
+def sym(n, seed):
+    B = np.random.default_rng(seed).normal(size=(n, n))
+    return (B + B.T) / 2
+
+
+# ------------------------------------------------------------------- jitter
+def test_default_jitter_per_dtype():
+    assert default_jitter(jnp.float64) == 1e-8
+    assert default_jitter(jnp.float32) == 1e-4
+    # The API caps the float64 jitter at 1e-6 of the variance scale.
+    assert default_jitter(jnp.float64) <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("jitter", [None, 1e-3])
+def test_add_jitter_adds_relative_diagonal(dtype, jitter):
+    K = (spd(5, seed=1) * np.array([1.0, 2.0, 3.0, 4.0, 5.0])[:, None]).astype(dtype)
+    K = (K + K.T) / 2
+    out = add_jitter(jnp.asarray(K), jitter)
+    expected_jitter = default_jitter(dtype) if jitter is None else jitter
+    expected = K + expected_jitter * np.mean(np.diag(K)) * np.eye(5)
+    assert out.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=rtol)
+    # Off-diagonal entries are untouched.
+    off = ~np.eye(5, dtype=bool)
+    np.testing.assert_array_equal(np.asarray(out)[off], K[off])
+
+
+# ------------------------------------------------------------ factorisations
+def test_cholesky_solves_match_numpy():
+    K = spd(7, seed=2)
+    B = np.random.default_rng(3).normal(size=(7, 3))
+    L = cholesky(jnp.asarray(K))
+    np.testing.assert_allclose(np.asarray(L), np.linalg.cholesky(K), rtol=1e-12, atol=1e-14)
+    assert np.allclose(np.triu(np.asarray(L), 1), 0.0)
+    np.testing.assert_allclose(
+        np.asarray(solve_lower(L, jnp.asarray(B))),
+        scipy.linalg.solve_triangular(np.linalg.cholesky(K), B, lower=True),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        np.asarray(cho_solve(L, jnp.asarray(B))), np.linalg.solve(K, B), rtol=1e-10
+    )
+
+
+def test_cholesky_error_eager_and_nan_under_jit():
+    K = np.ones((4, 4))
+    K[0, 0] = -1.0  # indefinite
+    with pytest.raises(CholeskyError, match="my matrix") as info:
+        cholesky(jnp.asarray(K), what="my matrix")
+    # The documented hierarchy: CholeskyError < LinAlgError < ValueError.
+    assert isinstance(info.value, np.linalg.LinAlgError)
+    assert isinstance(info.value, ValueError)
+    assert gl.CholeskyError is CholeskyError
+    message = str(info.value)
+    assert "noise" in message and "jitter" in message and "float64" in message
+    # Under jit nothing can be inspected: the factor holds NaN instead of raising.
+    L = jax.jit(cholesky)(jnp.asarray(K))
+    assert not bool(jnp.all(jnp.isfinite(L)))
+
+
+# -------------------------------------------------------- Gaussian log density
+def test_gaussian_log_density_matches_scipy():
+    K = spd(6, seed=4)
+    r = np.random.default_rng(5).normal(size=6)
+    expected = scipy.stats.multivariate_normal(np.zeros(6), K).logpdf(r)
+    value = gaussian_log_density(jnp.asarray(K), jnp.asarray(r))
+    np.testing.assert_allclose(float(value), expected, rtol=1e-12)
+    # Adds no jitter: a tiny-but-positive-definite K gives the exact density.
+    K_small = 1e-9 * K
+    expected_small = scipy.stats.multivariate_normal(np.zeros(6), K_small).logpdf(1e-5 * r)
+    np.testing.assert_allclose(
+        float(gaussian_log_density(jnp.asarray(K_small), jnp.asarray(1e-5 * r))),
+        expected_small,
+        rtol=1e-10,
+    )
+
+
+def _fd(f, h):
+    return (f(h) - f(-h)) / (2 * h)
+
+
+def test_gaussian_log_density_jvp_matches_finite_differences():
+    n = 6
+    K, r = spd(n, seed=6), np.random.default_rng(7).normal(size=n)
+    dK, dr = sym(n, seed=8), np.random.default_rng(9).normal(size=n)
+    f = lambda t: float(gaussian_log_density(jnp.asarray(K + t * dK), jnp.asarray(r + t * dr)))
+    _, tangent = jax.jvp(gaussian_log_density, (jnp.asarray(K), jnp.asarray(r)), (dK, dr))
+    np.testing.assert_allclose(float(tangent), _fd(f, 1e-5), rtol=1e-7)
+    # The closed form of the docstring, written in NumPy.
+    Kinv = np.linalg.inv(K)
+    alpha = Kinv @ r
+    closed = 0.5 * (alpha @ dK @ alpha - np.trace(Kinv @ dK)) - alpha @ dr
+    np.testing.assert_allclose(float(tangent), closed, rtol=1e-10)
+
+
+def _param_K(theta):
+    """A symmetric PD matrix depending smoothly on two parameters."""
+    n = 5
+    i = jnp.arange(n, dtype=theta.dtype)
+    K = theta[0] * jnp.exp(-0.5 * (i[:, None] - i[None, :]) ** 2 / theta[1] ** 2)
+    return K + 0.3 * jnp.eye(n)
+
+
+def _param_density(theta):
+    r = jnp.linspace(-1.0, 1.0, 5) * theta[0]
+    return gaussian_log_density(_param_K(theta), r)
+
+
+def test_gaussian_log_density_forward_reverse_and_second_order():
+    theta = np.array([1.3, 0.8])
+    h1, h2 = 1e-6, 1e-5
+    E = np.eye(2)
+    f_points = jnp.asarray(np.concatenate([theta + h1 * E, theta - h1 * E]))
+    g_points = jnp.asarray(np.concatenate([theta + h2 * E, theta - h2 * E]))
+
+    @jax.jit
+    def run(theta, f_points, g_points):
+        grad = jax.grad(_param_density)
+        return (
+            grad(theta),
+            jax.jacfwd(_param_density)(theta),
+            jax.hessian(_param_density)(theta),  # differentiates the custom JVP rule itself
+            jax.vmap(_param_density)(f_points),
+            jax.vmap(grad)(g_points),
+        )
+
+    g, g_fwd, H, f_vals, g_vals = (np.asarray(a) for a in run(jnp.asarray(theta), f_points, g_points))
+    np.testing.assert_allclose(g_fwd, g, rtol=1e-12)
+    np.testing.assert_allclose(g, (f_vals[:2] - f_vals[2:]) / (2 * h1), rtol=1e-6)
+    H_fd = (g_vals[:2] - g_vals[2:]) / (2 * h2)  # row i: d grad / d theta_i
+    np.testing.assert_allclose(H, H_fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(H, H.T, rtol=1e-10)
+
+
+def test_gaussian_log_density_under_jit_and_vmap():
+    Ks = np.stack([spd(4, seed=s) for s in range(3)])
+    rs = np.random.default_rng(10).normal(size=(3, 4))
+    batched = jax.jit(jax.vmap(gaussian_log_density))(jnp.asarray(Ks), jnp.asarray(rs))
+    expected = [scipy.stats.multivariate_normal(np.zeros(4), K).logpdf(r) for K, r in zip(Ks, rs)]
+    np.testing.assert_allclose(np.asarray(batched), expected, rtol=1e-12)
+    # A failed factorisation gives NaN (not an exception) under jit.
+    bad = jnp.asarray(-np.eye(4))
+    assert math.isnan(float(jax.jit(gaussian_log_density)(bad, jnp.ones(4))))
