@@ -60,6 +60,14 @@ def cholesky(K: Float[Array, "n n"], *, what: str = "the covariance matrix") -> 
 
     In eager code a failed factorisation raises :class:`CholeskyError`; under
     a JAX transformation the factor holds NaNs instead (see module docs).
+
+    Args:
+        K: a symmetric ``(n, n)`` matrix (only its lower triangle is read).
+        what: how to name ``K`` in the error message.
+
+    Raises:
+        CholeskyError: (eager code only) if ``K`` is not positive definite in
+            its dtype.
     """
     L = jax.lax.linalg.cholesky(K, symmetrize_input=False)
     raise_if_not_finite(L, what)

@@ -68,14 +68,30 @@ class Positive:
 
 
 def positive_field(default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """A module field holding a positive hyperparameter (log-transformed by ``fit``)."""
+    """A module field holding a positive hyperparameter (log-transformed by ``fit``).
+
+    Use it in an ``equinox.Module`` (a custom kernel, say) as
+    ``variance: jax.Array = positive_field(1.0, kw_only=True)``. The value is
+    converted to a floating-point array (Python numbers stay weakly typed, so
+    they do not promote float32 inputs); checking positivity is left to the
+    module's ``__check_init__``.
+
+    Args:
+        default: the default value (none: a required field).
+        **kwargs: passed on to ``equinox.field`` (e.g. ``kw_only=True``).
+    """
     return eqx.field(
         default=default, converter=as_float_array, metadata={CONSTRAINT: Positive}, **kwargs
     )
 
 
 def real_field(default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """A module field holding an unconstrained real hyperparameter."""
+    """A module field holding an unconstrained real hyperparameter (optimised as it is).
+
+    Args:
+        default: the default value (none: a required field).
+        **kwargs: passed on to ``equinox.field``.
+    """
     return eqx.field(
         default=default, converter=as_float_array, metadata={CONSTRAINT: Identity}, **kwargs
     )
@@ -112,6 +128,14 @@ def trainable_mask(model, fixed: Callable[[Any], Any] | None = None):
     """A pytree of bools like ``model``: True for every leaf that ``fit`` optimises.
 
     Trainable leaves are the floating-point arrays not selected by ``fixed``.
+
+    Args:
+        model: any pytree of hyperparameters (a ``GP``, a kernel, …).
+        fixed: ``None``, or a function selecting leaves or sub-modules of
+            ``model`` to hold fixed, as for ``equinox.tree_at``.
+
+    Raises:
+        ValueError: if ``fixed`` does not select parts of ``model``.
     """
     mask = jax.tree_util.tree_map(eqx.is_inexact_array, model)
     if fixed is None:

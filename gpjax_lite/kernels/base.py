@@ -30,7 +30,16 @@ from .._checks import as_inputs, as_point
 
 
 def vmap_cross(pointwise, X: Float[Array, "n d"], Y: Float[Array, "m d"]) -> Float[Array, "n m"]:
-    """The one vmap core: ``pointwise(x, y)`` on every pair of rows of ``X`` and ``Y``."""
+    """The one vmap core: ``pointwise(x, y)`` on every pair of rows of ``X`` and ``Y``.
+
+    Args:
+        pointwise: a function of two points of shape ``(d,)`` returning a scalar.
+        X: ``(n, d)`` array of points.
+        Y: ``(m, d)`` array of points.
+
+    Returns:
+        The ``(n, m)`` matrix ``[pointwise(X[i], Y[j])]``.
+    """
     over_y = jax.vmap(pointwise, in_axes=(None, 0))
     return jax.vmap(over_y, in_axes=(0, None))(X, Y)
 
@@ -86,7 +95,20 @@ class Kernel(eqx.Module):
 
     # -------------------------------------------------------------- public API
     def __call__(self, x, y) -> Float[Array, ""]:
-        """``k(x, y)`` for two points of shape ``(d,)`` (scalars read as ``(1,)``)."""
+        """``k(x, y)`` for two points of shape ``(d,)`` (scalars read as ``(1,)``).
+
+        Args:
+            x: one point, shape ``(d,)`` or a scalar.
+            y: one point of the same shape as ``x``.
+
+        Returns:
+            The scalar ``k(x, y)``.
+
+        Raises:
+            ValueError: if ``x`` or ``y`` has more than one dimension, their
+                shapes differ, or ``d`` does not suit the kernel (``active_dims``
+                or an ARD ``lengthscale`` of another length).
+        """
         x, y = as_point("x", x), as_point("y", y)
         if x.shape != y.shape:
             raise ValueError(f"`x` and `y` must have the same shape, got {x.shape} and {y.shape}.")
@@ -98,13 +120,32 @@ class Kernel(eqx.Module):
 
         Args:
             X: inputs of shape ``(n,)`` (read as ``(n, 1)``) or ``(n, d)``.
+
+        Returns:
+            The symmetric positive semi-definite ``(n, n)`` matrix ``K``.
+
+        Raises:
+            ValueError: if ``X`` is not 1-D or 2-D, holds NaN/inf, or has a
+                number of columns the kernel cannot act on.
         """
         X = as_inputs("X", X)
         self.check_input_dim(X.shape[1])
         return self._gram(X)
 
     def cross(self, X, Y) -> Float[Array, "n m"]:
-        """The cross-covariance ``K[i, j] = k(X[i], Y[j])`` of shape ``(n, m)``."""
+        """The cross-covariance ``K[i, j] = k(X[i], Y[j])`` of shape ``(n, m)``.
+
+        Args:
+            X: inputs of shape ``(n,)`` or ``(n, d)``.
+            Y: inputs of shape ``(m,)`` or ``(m, d)``, with the same ``d``.
+
+        Returns:
+            The ``(n, m)`` matrix ``[k(X[i], Y[j])]``.
+
+        Raises:
+            ValueError: if ``X`` and ``Y`` have different numbers of columns,
+                or as for :meth:`gram`.
+        """
         X, Y = as_inputs("X", X), as_inputs("Y", Y)
         if X.shape[1] != Y.shape[1]:
             raise ValueError(
@@ -114,7 +155,14 @@ class Kernel(eqx.Module):
         return self._cross(X, Y)
 
     def diag(self, X) -> Float[Array, " n"]:
-        """The diagonal ``k(X[i], X[i])`` of the Gram matrix, shape ``(n,)``, without forming it."""
+        """The diagonal ``k(X[i], X[i])`` of the Gram matrix, shape ``(n,)``, without forming it.
+
+        Args:
+            X: inputs of shape ``(n,)`` or ``(n, d)``.
+
+        Raises:
+            ValueError: as for :meth:`gram`.
+        """
         X = as_inputs("X", X)
         self.check_input_dim(X.shape[1])
         return self._diag(X)

@@ -67,19 +67,42 @@ class _Combination(Kernel):
 
 
 class Sum(_Combination):
-    """``k(x, y) = Σ_i k_i(x, y)``. Built by ``k1 + k2``."""
+    """``k(x, y) = Σ_i k_i(x, y)``. Built by ``k1 + k2``.
+
+    The sum of independent processes ``f = f_1 + f_2 + …``. ``k1 + k2 + k3`` is
+    one flat ``Sum`` of three terms.
+
+    Attributes:
+        kernels: the terms, a non-empty tuple of kernels (``k.kernels[i]``).
+    """
 
     _combine = staticmethod(operator.add)
 
 
 class Product(_Combination):
-    """``k(x, y) = Π_i k_i(x, y)``. Built by ``k1 * k2``."""
+    """``k(x, y) = Π_i k_i(x, y)``. Built by ``k1 * k2``.
+
+    Positive semi-definite by the Schur product theorem. ``k1 * k2 * k3`` is one
+    flat ``Product`` of three factors.
+
+    Attributes:
+        kernels: the factors, a non-empty tuple of kernels (``k.kernels[i]``).
+    """
 
     _combine = staticmethod(operator.mul)
 
 
 class Scaled(Kernel):
-    """``k(x, y) = scale · base(x, y)`` with ``scale > 0``. Built by ``c * k`` or ``k * c``."""
+    """``k(x, y) = scale · base(x, y)`` with ``scale > 0``. Built by ``c * k`` or ``k * c``.
+
+    Attributes:
+        kernel: the base kernel.
+        scale: the positive factor, a hyperparameter that ``fit`` optimises.
+
+    Raises:
+        ValueError: if ``scale`` is not positive and finite.
+        TypeError: if ``kernel`` is not a :class:`Kernel`.
+    """
 
     kernel: Kernel
     scale: float = positive_field()

@@ -14,7 +14,7 @@ class Constant(Kernel):
     """Constant kernel, ``k(x, y) = variance``: a random offset shared by all points.
 
     Attributes:
-        variance: positive variance of the offset.
+        variance: positive variance of the offset (default 1.0).
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
@@ -35,7 +35,7 @@ class White(Kernel):
     ``k(x, y)`` raises ``TypeError``.
 
     Attributes:
-        variance: positive noise variance.
+        variance: positive noise variance (default 1.0).
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)

@@ -17,7 +17,7 @@ class Linear(Kernel):
     """Linear kernel, ``k(x, y) = variance · (x · y)``: Bayesian linear regression through 0.
 
     Attributes:
-        variance: positive weight variance.
+        variance: positive weight variance (default 1.0).
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
@@ -37,9 +37,13 @@ class Polynomial(Kernel):
     """Polynomial kernel, ``k(x, y) = variance · (x · y + bias)^degree``.
 
     Attributes:
-        variance: positive scale.
+        variance: positive scale (default 1.0).
         bias: positive offset (default 1.0).
         degree: a static positive integer (default 2); it is not optimised.
+
+    Raises:
+        ValueError: if ``variance`` or ``bias`` is not positive and finite.
+        TypeError: if ``degree`` is not a positive ``int``.
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)

@@ -19,10 +19,15 @@ class Periodic(Kernel):
     ``k(x, y) = variance · exp(-2 Σ_i sin²(π (x_i - y_i) / period) / lengthscale_i²)``
 
     Attributes:
-        variance: signal variance, positive.
+        variance: signal variance, positive (default 1.0).
         lengthscale: positive scalar or ``(d,)`` array; smaller means rougher
-            variation within one period.
-        period: the (scalar) period, positive.
+            variation within one period (default 1.0).
+        period: the (scalar) period, positive (default 1.0).
+
+    Raises:
+        ValueError: if a hyperparameter is not positive and finite, ``period``
+            is not a scalar, or an ARD ``lengthscale`` does not match the
+            number of active input columns.
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
@@ -51,8 +56,11 @@ class Cosine(Kernel):
     column, select one with ``active_dims=(j,)``.
 
     Attributes:
-        variance: signal variance, positive.
-        period: positive scalar.
+        variance: signal variance, positive (default 1.0).
+        period: positive scalar (default 1.0).
+
+    Raises:
+        ValueError: if ``variance`` or ``period`` is not positive and finite.
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)

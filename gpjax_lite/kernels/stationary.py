@@ -58,9 +58,17 @@ def check_lengthscale_dim(lengthscale, d: int) -> None:
 class Stationary(Kernel):
     """``k(x, y) = variance · profile(r²)`` with ``r = ||(x - y) / lengthscale||``.
 
+    Subclasses write only :meth:`profile`. Hyperparameters are keyword-only.
+
     Attributes:
-        variance: the signal variance ``k(x, x)``, positive.
-        lengthscale: positive scalar, or a ``(d,)`` array (ARD).
+        variance: the signal variance ``k(x, x)``, positive (default 1.0).
+        lengthscale: positive scalar, or a ``(d,)`` array with one entry per
+            active input column (ARD) (default 1.0).
+
+    Raises:
+        ValueError: at construction, if ``variance`` or ``lengthscale`` is not
+            positive and finite; when evaluated, if an ARD ``lengthscale`` does
+            not have one entry per active input column.
     """
 
     variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
