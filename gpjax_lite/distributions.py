@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._module import Module
 from ._checks import check_finite
 from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, raise_if_not_finite
 
 
-class MultivariateNormal(eqx.Module):
+class MultivariateNormal(Module):
     """``N(mean, covariance)`` over ``n`` values.
 
     Attributes:
@@ -26,6 +27,9 @@ class MultivariateNormal(eqx.Module):
         jitter_scale: the variance scale the jitter is relative to (``None``:
             ``mean(diag covariance)``). A GP posterior passes its prior's scale,
             since the round-off in its covariance is relative to that.
+
+    Raises:
+        ValueError: if ``mean`` is not ``(n,)`` or ``covariance_matrix`` is not ``(n, n)``.
     """
 
     mean: Float[Array, " n"]
@@ -40,11 +44,6 @@ class MultivariateNormal(eqx.Module):
                 "`mean` must be (n,) and `covariance_matrix` (n, n); got shapes "
                 f"{jnp.shape(self.mean)} and {jnp.shape(self.covariance_matrix)}."
             )
-
-    def __hash__(self):
-        # Structure-only hash (consistent with equinox's leaf-wise ``==``), so that
-        # `jax.jit(dist.log_prob)` can hash the bound method (the default fails on arrays).
-        return hash(jax.tree_util.tree_structure(self))
 
     def covariance(self) -> Float[Array, "n n"]:
         """The ``(n, n)`` covariance matrix."""
@@ -63,6 +62,15 @@ class MultivariateNormal(eqx.Module):
 
         ``L`` is the Cholesky factor of the covariance plus jitter (see the
         jitter policy in :mod:`gpjax_lite.linalg`).
+
+        Args:
+            key: a JAX PRNG key.
+            num_samples: number of joint draws, a positive ``int`` (default 1).
+
+        Raises:
+            ValueError: if ``num_samples`` is not a positive ``int``.
+            CholeskyError: (eager code only) if the covariance plus jitter is
+                not positive definite.
         """
         if (
             not isinstance(num_samples, numbers.Integral)
@@ -85,6 +93,16 @@ class MultivariateNormal(eqx.Module):
         """``log N(y | mean, C) = -½ rᵀC⁻¹r - ½ log|C| - n/2 log 2π``, ``r = y - mean``.
 
         One Cholesky factorisation, no jitter.
+
+        Args:
+            y: a point of shape ``(n,)``.
+
+        Returns:
+            The scalar log density, in nats.
+
+        Raises:
+            ValueError: if ``y`` is not ``(n,)`` or holds NaN/inf.
+            CholeskyError: (eager code only) if the covariance is not positive definite.
         """
         y = jnp.asarray(y)
         if y.shape != self.mean.shape:

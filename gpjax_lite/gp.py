@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._module import Module
 from ._checks import as_inputs, as_targets, check_finite, check_positive
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
@@ -38,7 +39,7 @@ from .means import Zero
 from .parameters import positive_field
 
 
-class GP(eqx.Module):
+class GP(Module):
     """A Gaussian-process prior with Gaussian observation noise.
 
     Attributes:
@@ -75,12 +76,6 @@ class GP(eqx.Module):
                 f"`noise` must be a scalar or have shape (n,), got shape {jnp.shape(self.noise)}."
             )
         check_positive("noise", self.noise)
-
-    def __hash__(self):
-        # Structure-only hash (consistent with equinox's leaf-wise ``==``): the
-        # default one hashes the array leaves and fails, which broke
-        # ``jax.jit(gp.log_marginal_likelihood)`` (jit hashes the bound method).
-        return hash(jax.tree_util.tree_structure(self))
 
     # ------------------------------------------------------------------ helpers
     def _noise_for(self, n: int) -> Float[Array, " n"]:
@@ -179,7 +174,7 @@ class GP(eqx.Module):
         return Posterior(prior=self, X=X, cholesky_factor=L, alpha=cho_solve(L, r))
 
 
-class Posterior(eqx.Module):
+class Posterior(Module):
     """The exact GP posterior, holding the factor ``L`` of ``K + Σ`` and ``α = (K + Σ)⁻¹ r``.
 
     Build it with :meth:`GP.condition`. Every method reuses the stored factor.
@@ -195,10 +190,6 @@ class Posterior(eqx.Module):
     X: Float[Array, "n d"]
     cholesky_factor: Float[Array, "n n"]
     alpha: Float[Array, " n"]
-
-    def __hash__(self):
-        # See GP.__hash__: lets `jax.jit(post.predict)` hash the bound method.
-        return hash(jax.tree_util.tree_structure(self))
 
     def is_valid(self) -> Float[Array, ""]:
         """Whether the factorisation succeeded (all finite): a boolean array, usable under ``jit``."""
@@ -252,7 +243,17 @@ class Posterior(eqx.Module):
                 noise variances (needed when the training noise is per point).
 
         Returns:
-            ``(mean, variance)``; the variance is clamped at 0 against round-off.
+            ``(mean, variance)``, each ``(m,)``: ``mean = m(X*) + k(X*, X) α`` and
+            ``variance = diag k(X*, X*) - Σ_rows V²`` with ``V = L⁻¹ k(X, X*)``
+            (plus the noise if asked), clamped at 0 against round-off.
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``Xt``; for
+                ``include_noise=True`` when the training noise is per point; for
+                an ``include_noise`` array that is not ``()`` or ``(m,)`` or not
+                positive.
+            TypeError: for a boolean *array* ``include_noise`` (under ``jit``,
+                make it static).
         """
         if isinstance(include_noise, np.bool_):
             include_noise = bool(include_noise)

@@ -15,10 +15,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._checks import check_finite
+from ._module import Module
 from .parameters import real_field
 
 
-class MeanFunction(eqx.Module):
+class MeanFunction(Module):
     """Base class: ``m(x)`` for one point ``x`` of shape ``(d,)``, a scalar."""
 
     @abc.abstractmethod
@@ -38,6 +39,9 @@ class Constant(MeanFunction):
 
     Attributes:
         value: the constant prior mean (default 0.0).
+
+    Raises:
+        ValueError: if ``value`` is not a finite scalar.
     """
 
     value: Float[Array, ""] = real_field(0.0)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._module import Module
 from .._checks import as_inputs, as_point
 
 
@@ -55,7 +56,7 @@ def _as_dims(dims):
     return dims
 
 
-class Kernel(eqx.Module):
+class Kernel(Module):
     """Base class of every covariance function.
 
     Write :meth:`evaluate` for two points of shape ``(d,)`` and get
@@ -199,6 +200,9 @@ class Kernel(eqx.Module):
         return jax.vmap(lambda x: self._pointwise(x, x))(X)
 
     # ------------------------------------------------------------------ algebra
+    # NumPy would otherwise broadcast `np.ones(3) * k` into an object array of kernels.
+    __array_ufunc__ = None
+
     def __add__(self, other):
         from .combinations import Sum
 
@@ -230,6 +234,6 @@ class Kernel(eqx.Module):
 
 
 def _is_scalar(value) -> bool:
-    if isinstance(value, numbers.Real):
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return True
     return isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) == 0
