@@ -1,0 +1,485 @@
+"""Tests for ``gpjax_lite.fit``: optimum, compilation, restarts, fixing, vmap, NaN handling.
+
+Reference optima come from SciPy's L-BFGS-B on an independent NumPy/SciPy
+implementation of the RBF + Gaussian-noise negative log marginal likelihood
+and its analytic gradient, in log-parameters ``θ = log(variance, lengthscale,
+noise)``::
+
+    NLL(θ)       = ½ yᵀK⁻¹y + ½ log|K| + n/2 log 2π,      K = K_f + noise·I
+    ∂NLL/∂θ_j    = ½ tr((K⁻¹ - ααᵀ) ∂K/∂θ_j),              α = K⁻¹y
+
+Compilation dominates the run time of this file (each distinct optimizer,
+objective, model structure or shape is a new XLA program), so the tests share
+data shapes and optimizer objects where they can.
+"""
+
+import math
+import re
+import time
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.linalg
+import scipy.optimize
+
+import gpjax_lite
+from gpjax_lite import GP, fit, kernels, means
+from gpjax_lite.gp import GP as GPClass
+
+fit_module = __import__("gpjax_lite.fit", fromlist=["fit"])
+
+# A deliberately unusual size, so that the first call in this file traces afresh.
+N = 53
+ADAM = optax.adam(0.05)
+ADAM_BIG = optax.adam(1.0)
+
+
+# --------------------------------------------------------------------------- reference
+def np_rbf_nll(theta, X, y):
+    """Independent NumPy/SciPy NLL of an RBF + noise GP and its gradient in log-parameters."""
+    variance, lengthscale, noise = np.exp(theta)
+    n = X.shape[0]
+    D2 = (X[:, None] - X[None, :]) ** 2
+    Kf = variance * np.exp(-0.5 * D2 / lengthscale**2)
+    K = Kf + noise * np.eye(n)
+    try:
+        c, lower = scipy.linalg.cho_factor(K, lower=True)
+    except np.linalg.LinAlgError:
+        return np.inf, np.zeros(3)
+    alpha = scipy.linalg.cho_solve((c, lower), y)
+    nll = 0.5 * y @ alpha + np.sum(np.log(np.diag(c))) + 0.5 * n * math.log(2 * math.pi)
+    K_inv, info = scipy.linalg.lapack.dpotri(c, lower=1)
+    assert info == 0
+    K_inv = np.tril(K_inv) + np.tril(K_inv, -1).T
+    W = K_inv - np.outer(alpha, alpha)
+    grad = 0.5 * np.array(
+        [np.sum(W * Kf), np.sum(W * Kf * D2) / lengthscale**2, noise * np.trace(W)]
+    )
+    return nll, grad
+
+
+def scipy_optimum(X, y, starts, **options):
+    """Best L-BFGS-B result over ``starts`` (natural-scale (variance, lengthscale, noise))."""
+    results = [
+        scipy.optimize.minimize(
+            np_rbf_nll, np.log(start), args=(X, y), jac=True, method="L-BFGS-B", options=options
+        )
+        for start in starts
+    ]
+    return min(results, key=lambda r: r.fun)
+
+
+def rbf_gp(variance=1.0, lengthscale=1.0, noise=0.1):
+    return GP(kernels.RBF(variance=variance, lengthscale=lengthscale), noise=noise)
+
+
+def hyperparameters(model):
+    return np.array([model.kernel.variance, model.kernel.lengthscale, model.noise])
+
+
+def make_data(seed, n=N):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-3.0, 3.0, n)
+    y = np.sin(2.0 * X) + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def two_scale_sine(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.0, 10.0, n)
+    y = np.sin(3 * X) + 0.3 * np.sin(13 * X) + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def data():
+    return make_data(0)
+
+
+@pytest.fixture(scope="module")
+def lbfgs_run(data):
+    """The default fit, called three times under a trace counter.
+
+    ``GP.log_marginal_likelihood`` runs in Python only while ``fit`` traces its
+    loop, so the number of calls counts traces.
+    """
+    X, y = data
+    gp = rbf_gp()
+    calls = []
+    original = GPClass.log_marginal_likelihood
+
+    def counting(self, X, y):
+        calls.append(None)
+        return original(self, X, y)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GPClass, "log_marginal_likelihood", counting)
+        first = fit(gp, X, y)
+        traced_first = len(calls)
+        start = time.perf_counter()
+        second = fit(gp, X, y)
+        jax.block_until_ready(second)
+        seconds_second = time.perf_counter() - start
+        traced_second = len(calls) - traced_first
+        # New data and new initial values, same shapes: still no new trace.
+        X2, y2 = make_data(1)
+        third = fit(rbf_gp(2.0, 0.5, 0.3), X2, y2)
+        traced_third = len(calls) - traced_first - traced_second
+    return dict(
+        gp=gp, first=first, second=second, third=third, X2=X2, y2=y2,
+        traced=(traced_first, traced_second, traced_third), seconds_second=seconds_second,
+    )
+
+
+# ------------------------------------------------------------------ reference sanity
+def test_reference_gradient_matches_finite_differences(data):
+    X, y = data
+    theta = np.log([0.7, 0.9, 0.05])
+    _, grad = np_rbf_nll(theta, X, y)
+    numeric = scipy.optimize.approx_fprime(theta, lambda t: np_rbf_nll(t, X, y)[0], 1e-6)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-5)
+
+
+def test_reference_nll_matches_library(data):
+    X, y = data
+    gp = rbf_gp(0.7, 0.9, 0.05)
+    nll, _ = np_rbf_nll(np.log([0.7, 0.9, 0.05]), X, y)
+    value = eqx.filter_jit(lambda gp: gp.log_marginal_likelihood(X, y))(gp)
+    np.testing.assert_allclose(-float(value), nll, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------- optimum
+def test_lbfgs_reaches_scipy_optimum(data, lbfgs_run):
+    X, y = data
+    ref = scipy_optimum(X, y, [(1.0, 1.0, 0.1)], ftol=1e-14, gtol=1e-9)
+    result = lbfgs_run["first"]
+    # Stated tolerance: 1e-6 nats on the NLL, 1e-3 relative on the hyperparameters.
+    assert abs(float(result.final_loss) - ref.fun) < 1e-6
+    np.testing.assert_allclose(hyperparameters(result.model), np.exp(ref.x), rtol=1e-3)
+    # The reported loss is the NLL of the returned model, by the independent formula.
+    nll, grad = np_rbf_nll(np.log(hyperparameters(result.model)), X, y)
+    np.testing.assert_allclose(float(result.final_loss), nll, rtol=1e-10)
+    assert np.max(np.abs(grad)) < 1e-3
+    assert int(result.steps_taken) < 200  # stopped early: converged
+
+
+def test_adam_reaches_scipy_optimum(data):
+    X, y = data
+    ref = scipy_optimum(X, y, [(1.0, 1.0, 0.1)], ftol=1e-14, gtol=1e-9)
+    result = fit(rbf_gp(), X, y, optimizer=ADAM, num_steps=1000)
+    # Stated tolerance: 1e-3 nats (Adam at a fixed learning rate jitters near the optimum).
+    assert abs(float(result.final_loss) - ref.fun) < 1e-3
+    np.testing.assert_allclose(hyperparameters(result.model), np.exp(ref.x), rtol=5e-2)
+    assert int(result.steps_taken) == 1000
+    assert int(result.nonfinite_step) == -1
+
+
+def test_losses_trace(data, lbfgs_run):
+    X, y = data
+    result = lbfgs_run["first"]
+    losses = np.asarray(result.losses)
+    assert losses.shape == (200,)
+    assert np.all(np.isfinite(losses))
+    initial = -float(lbfgs_run["gp"].log_marginal_likelihood(X, y))
+    np.testing.assert_allclose(losses[0], initial, rtol=1e-12)
+    # L-BFGS with its line search never increases the loss.
+    assert np.all(np.diff(losses) <= 1e-12 * np.maximum(1.0, np.abs(losses[1:])))
+    steps = int(result.steps_taken)
+    np.testing.assert_array_equal(losses[steps:], float(result.final_loss))
+    assert float(result.final_loss) < losses[0]
+
+
+def test_default_optimizer_is_lbfgs():
+    import inspect
+
+    default = inspect.signature(fit).parameters["optimizer"].default
+    assert default is fit_module._DEFAULT_OPTIMIZER
+    state = default.init({"a": jnp.zeros(2)})
+    assert any(type(part).__name__ == "ScaleByLBFGSState" for part in state)
+
+
+def test_float32_data(data, lbfgs_run):
+    # Python-float hyperparameters stay weakly typed: the computation runs in float32.
+    X, y = data
+    result = fit(rbf_gp(), jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32))
+    assert int(result.nonfinite_step) == -1
+    assert np.all(np.isfinite(np.asarray(result.losses)))
+    assert abs(float(result.final_loss) - float(lbfgs_run["first"].final_loss)) < 1e-3
+    np.testing.assert_allclose(
+        hyperparameters(result.model), hyperparameters(lbfgs_run["first"].model), rtol=1e-2
+    )
+
+
+# ------------------------------------------------------------------------ compilation
+def test_second_call_does_not_retrace(lbfgs_run):
+    traced_first, traced_second, traced_third = lbfgs_run["traced"]
+    assert traced_first > 0
+    assert traced_second == 0
+    assert traced_third == 0
+    # And the second call is a compiled run, not a compile (generous bound for busy CI).
+    assert lbfgs_run["seconds_second"] < 2.0
+
+
+def test_same_shapes_new_data_gives_the_right_answer(lbfgs_run):
+    X2, y2 = lbfgs_run["X2"], lbfgs_run["y2"]
+    ref = scipy_optimum(X2, y2, [(2.0, 0.5, 0.3)], ftol=1e-14, gtol=1e-9)
+    assert abs(float(lbfgs_run["third"].final_loss) - ref.fun) < 1e-6
+    np.testing.assert_array_equal(
+        hyperparameters(lbfgs_run["first"].model), hyperparameters(lbfgs_run["second"].model)
+    )
+
+
+def test_progress_prints_without_recompiling(data, lbfgs_run, capsys, monkeypatch):
+    X, y = data
+    calls = []
+    original = GPClass.log_marginal_likelihood
+    monkeypatch.setattr(
+        GPClass, "log_marginal_likelihood", lambda self, X, y: calls.append(None) or original(self, X, y)
+    )
+    capsys.readouterr()
+    result = fit(lbfgs_run["gp"], X, y, progress=True)
+    jax.effects_barrier()
+    out = capsys.readouterr().out
+    assert calls == []  # `progress` is a traced flag: the compiled loop is reused
+    lines = [line for line in out.splitlines() if line.startswith("fit: step")]
+    assert lines, out
+    assert re.match(r"fit: step +1/200 +-log p\(y\) = ", lines[0])
+    last_step = int(re.match(r"fit: step +(\d+)/", lines[-1]).group(1))
+    assert last_step == int(result.steps_taken)
+    assert len(lines) <= fit_module.PROGRESS_LINES + 2
+    np.testing.assert_array_equal(result.losses, lbfgs_run["first"].losses)
+    # Off by default: nothing printed.
+    fit(lbfgs_run["gp"], X, y)
+    jax.effects_barrier()
+    assert "fit: step" not in capsys.readouterr().out
+
+
+# -------------------------------------------------------------------- two-scale sine
+@pytest.fixture(scope="module")
+def sine_1000():
+    X, y = two_scale_sine(1000)
+    starts = [(1.0, 1.0, 0.1), (1.0, 0.3, 0.1), (1.0, 0.1, 0.01)]
+    return X, y, scipy_optimum(X, y, starts)
+
+
+@pytest.mark.slow
+def test_default_fit_finds_good_optimum_of_two_scale_sine(sine_1000):
+    X, y, ref = sine_1000
+    best_mll = -ref.fun
+    assert best_mll > 600  # the good optimum (the poor one is below 0)
+    result = fit(rbf_gp(1.0, 1.0, 0.1), X, y)
+    mll = -float(result.final_loss)
+    assert mll >= best_mll - 1e-3 * abs(best_mll), (mll, best_mll)
+    assert int(result.nonfinite_step) == -1
+    assert float(result.model.kernel.lengthscale) < 0.5  # resolves the fast component
+
+
+@pytest.mark.slow
+def test_restarts_do_at_least_as_well_as_one_start():
+    # n = 200 of the same process: eight restarts at n = 1000 would cost eight fits.
+    # From lengthscale 1 one L-BFGS run stops in the poor optimum here.
+    X, y = two_scale_sine(200)
+    ref = scipy_optimum(X, y, [(1.0, 1.0, 0.1), (1.0, 0.3, 0.1), (1.0, 0.1, 0.01)])
+    gp = rbf_gp(1.0, 1.0, 0.1)
+    single = fit(gp, X, y)
+    several = fit(gp, X, y, num_restarts=8, key=jax.random.key(0))
+    restart_losses = np.asarray(several.restart_losses)
+    assert restart_losses.shape == (8,)
+    assert float(several.final_loss) == np.min(restart_losses)
+    assert float(several.final_loss) <= float(single.final_loss) + 1e-8
+    # The first start is the model as given.
+    np.testing.assert_allclose(restart_losses[0], float(single.final_loss), rtol=1e-8)
+    # The kept model is the best one and it is the global optimum SciPy finds.
+    nll, _ = np_rbf_nll(np.log(hyperparameters(several.model)), X, y)
+    np.testing.assert_allclose(float(several.final_loss), nll, rtol=1e-10)
+    assert float(several.final_loss) <= ref.fun + 1e-3 * abs(ref.fun)
+    assert several.losses.shape == (200,)
+
+
+def test_restart_draws_are_documented_spread():
+    params = {"a": jnp.asarray(0.5), "b": jnp.zeros(3)}
+    starts = fit_module._starting_points(params, 4001, jax.random.key(1))
+    assert starts["a"].shape == (4001,) and starts["b"].shape == (4001, 3)
+    assert float(starts["a"][0]) == 0.5 and np.all(np.asarray(starts["b"][0]) == 0.0)
+    np.testing.assert_allclose(np.std(starts["a"][1:]), fit_module.RESTART_SPREAD, rtol=0.05)
+    np.testing.assert_allclose(np.mean(starts["b"][1:]), 0.0, atol=0.05)
+
+
+# ------------------------------------------------------------------ fixed parameters
+def test_fixed_leaf_and_whole_subkernel_are_kept_bit_for_bit():
+    X, y = make_data(2)
+    kernel = kernels.RBF(variance=1.0, lengthscale=1.0) + kernels.Periodic(
+        variance=0.3, lengthscale=1.3, period=jnp.asarray(1.7)
+    )
+    gp = GP(kernel, mean=means.Constant(0.5), noise=0.05)
+    result = fit(
+        gp, X, y, num_steps=30, num_restarts=3, key=jax.random.key(3),
+        fixed=lambda gp: (gp.noise, gp.kernel.kernels[1]),
+    )
+    model = result.model
+    assert jax.tree_util.tree_structure(model) == jax.tree_util.tree_structure(gp)
+    held = [(gp.noise, model.noise)] + list(
+        zip(jax.tree_util.tree_leaves(gp.kernel.kernels[1]), jax.tree_util.tree_leaves(model.kernel.kernels[1]))
+    )
+    for before, after in held:
+        assert np.array_equal(np.asarray(before), np.asarray(after))
+        assert jnp.asarray(before).dtype == jnp.asarray(after).dtype
+    # The free hyperparameters did move, and the fit improved.
+    assert float(model.kernel.kernels[0].lengthscale) != 1.0
+    assert float(model.mean.value) != 0.5
+    assert float(result.final_loss) < -float(gp.log_marginal_likelihood(X, y))
+
+
+# ----------------------------------------------------------------------------- vmap
+def test_fit_under_vmap_equals_fits_one_by_one(lbfgs_run):
+    datasets = [make_data(seed) for seed in (10, 11, 12)]
+    Xs = jnp.stack([X for X, _ in datasets])
+    ys = jnp.stack([y for _, y in datasets])
+    gp = rbf_gp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no eager-only warning may fire on tracers
+        models = jax.vmap(lambda X, y: fit(gp, X, y).model)(Xs, ys)
+    assert isinstance(models, GP)
+    assert models.kernel.lengthscale.shape == (3,)
+    for i, (X, y) in enumerate(datasets):
+        one = fit(gp, X, y)  # the compiled program of `lbfgs_run`
+        np.testing.assert_allclose(
+            [models.kernel.variance[i], models.kernel.lengthscale[i], models.noise[i]],
+            hyperparameters(one.model),
+            rtol=1e-6,
+        )
+        model_i = jax.tree_util.tree_map(lambda leaf: leaf[i], models)
+        np.testing.assert_allclose(
+            -float(model_i.log_marginal_likelihood(X, y)), float(one.final_loss), rtol=1e-9
+        )
+
+
+# -------------------------------------------------------------- positivity and NaN
+def test_big_steps_keep_every_hyperparameter_positive(data):
+    X, y = data
+    seen = []
+
+    def recording_objective(model, X, y):
+        jax.debug.callback(lambda v: seen.append(np.asarray(v)), hyperparameters_jnp(model))
+        return model.log_marginal_likelihood(X, y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # big steps may well hit a bad region
+        result = fit(rbf_gp(), X, y, optimizer=ADAM_BIG, num_steps=100, objective=recording_objective)
+    jax.effects_barrier()
+    seen = np.stack(seen)
+    assert seen.shape[0] >= 2
+    assert np.all(seen > 0)
+    # They went far (factors of e per step), yet the result is positive, finite and scored.
+    assert np.max(np.abs(np.log(seen))) > 1
+    final = hyperparameters(result.model)
+    assert np.all(final > 0) and np.all(np.isfinite(final))
+    assert np.isfinite(float(result.final_loss))
+
+
+def hyperparameters_jnp(model):
+    return jnp.stack([model.kernel.variance, model.kernel.lengthscale, model.noise])
+
+
+LENGTHSCALE_LIMIT = 2.0
+
+
+def nan_past_lengthscale_limit(model, X, y):
+    """The marginal likelihood, but NaN once the lengthscale passes ``LENGTHSCALE_LIMIT``."""
+    value = model.log_marginal_likelihood(X, y)
+    return jnp.where(model.kernel.lengthscale > LENGTHSCALE_LIMIT, jnp.nan, value)
+
+
+def test_nonfinite_loss_is_reported_and_last_finite_model_returned():
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-3.0, 3.0, N)
+    y = np.sin(0.4 * X) + 0.05 * rng.standard_normal(N)  # optimum lengthscale > LENGTHSCALE_LIMIT
+    gp = rbf_gp(1.0, 0.5, 0.1)
+    with pytest.warns(RuntimeWarning, match=r"non-finite at step (\d+)") as record:
+        result = fit(gp, X, y, optimizer=ADAM, num_steps=300, objective=nan_past_lengthscale_limit)
+    k = int(result.nonfinite_step)
+    assert 1 <= k < 300
+    assert f"step {k}" in str(record[0].message)
+    losses = np.asarray(result.losses)
+    assert np.all(np.isfinite(losses[:k]))
+    assert np.all(np.isnan(losses[k:]))
+    assert int(result.steps_taken) == k + 1
+    # The model is the one of step k - 1: finite, inside the region, and scored as such.
+    assert float(result.model.kernel.lengthscale) <= LENGTHSCALE_LIMIT
+    np.testing.assert_allclose(float(result.final_loss), losses[k - 1], rtol=1e-10)
+    assert np.all(np.isfinite(hyperparameters(result.model)))
+
+    # Non-finite from the start: the initial model comes back unchanged.
+    bad_start = rbf_gp(1.0, 3.0, 0.1)
+    with pytest.warns(RuntimeWarning, match="non-finite at step 0"):
+        result = fit(bad_start, X, y, optimizer=ADAM, num_steps=300, objective=nan_past_lengthscale_limit)
+    assert int(result.nonfinite_step) == 0
+    assert np.all(np.isnan(np.asarray(result.losses)))
+    np.testing.assert_array_equal(hyperparameters(result.model), hyperparameters(bad_start))
+
+
+# --------------------------------------------------------------------- serialisation
+def test_fitted_model_round_trips_through_serialisation(data, lbfgs_run, tmp_path):
+    X, y = data
+    model = lbfgs_run["first"].model
+    path = tmp_path / "gp.eqx"
+    eqx.tree_serialise_leaves(path, model)
+    loaded = eqx.tree_deserialise_leaves(path, lbfgs_run["gp"])  # the initial model as template
+    assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(model)
+    for a, b in zip(jax.tree_util.tree_leaves(model), jax.tree_util.tree_leaves(loaded)):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert jnp.asarray(a).dtype == jnp.asarray(b).dtype
+    assert float(loaded.log_marginal_likelihood(X, y)) == float(model.log_marginal_likelihood(X, y))
+
+
+# ----------------------------------------------------------------------- bad arguments
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(num_steps=0), ValueError, "num_steps"),
+        (dict(num_steps=-3), ValueError, "num_steps"),
+        (dict(num_steps=2.5), ValueError, "num_steps"),
+        (dict(num_steps=True), ValueError, "num_steps"),
+        (dict(num_restarts=0), ValueError, "num_restarts"),
+        (dict(num_restarts=3), ValueError, "key"),
+        (dict(optimizer="adam"), TypeError, "optimizer"),
+        (dict(optimizer=lambda grads: grads), TypeError, "optimizer"),
+        (dict(fixed=lambda gp: gp.no_such_field), ValueError, "fixed"),
+        (dict(fixed=lambda gp: jnp.ones(3)), ValueError, "fixed"),
+        (dict(fixed=lambda gp: gp), ValueError, "fixed"),
+        (dict(objective=3), TypeError, "objective"),
+        (dict(progress="yes"), TypeError, "progress"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_argument(data, kwargs, error, name):
+    X, y = data
+    with pytest.raises(error, match=f"`{name}`"):
+        fit(rbf_gp(), X, y, **kwargs)
+
+
+def test_bad_data_raises_naming_the_argument(data):
+    X, y = data
+    with pytest.raises(ValueError, match="`y`"):
+        fit(rbf_gp(), X, y[:-1])
+    with pytest.raises(ValueError, match="`X`"):
+        fit(rbf_gp(), X[:, None, None], y)
+    with pytest.raises(ValueError, match="`y`"):
+        fit(rbf_gp(), X, np.where(np.arange(N) == 3, np.nan, y))
+    # Per-point noise of the wrong length: raised while tracing, before any compiled work.
+    with pytest.raises(ValueError, match="`noise`"):
+        fit(GP(kernels.RBF(), noise=jnp.full((N + 1,), 0.1)), X, y)
+
+
+def test_result_is_a_module_with_documented_fields(lbfgs_run):
+    result = lbfgs_run["first"]
+    assert isinstance(result, gpjax_lite.FitResult)
+    assert isinstance(result.model, GP)
+    assert result.final_loss.shape == ()
+    assert result.restart_losses.shape == (1,)
+    assert int(result.nonfinite_step) == -1
