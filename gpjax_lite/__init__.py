@@ -5,7 +5,7 @@ the :class:`GP` conditions through one Cholesky factor; :func:`fit` maximises
 the log marginal likelihood with optax in one compiled loop.
 """
 
-from . import datasets, kernels, linalg, means, parameters
+from . import datasets, kernels, linalg, means, parameters, sparse
 from .distributions import MultivariateNormal
 from .fit import FitResult, fit
 from .gp import GP, Posterior
@@ -25,5 +25,6 @@ __all__ = [
     "datasets",
     "linalg",
     "parameters",
+    "sparse",
     "__version__",
 ]

@@ -1,0 +1,478 @@
+"""SVGP: stochastic variational GPs (Hensman, Matthews & Ghahramani 2015) for very large ``n``.
+
+Whitened parameterisation. With ``m`` inducing inputs ``Z`` ``(m, d)``,
+``Kuu = k(Z, Z) + jitter·I = L Lᵀ`` and inducing values ``u = L v``, the
+variational distribution is over ``v``::
+
+    q(v) = N(μ, S),   S = Lₛ Lₛᵀ,   p(v) = N(0, I)
+    μ: ``q_mu`` (m,),   Lₛ: ``q_sqrt`` (m, m), lower triangular, positive diagonal
+
+At one input ``x`` with ``a = L⁻¹ k(Z, x)`` ``(m,)`` the marginal ``q(f(x))``
+is Gaussian with::
+
+    mean  μ_f = m(x) + aᵀ μ
+    var   v_f = k(x, x) - aᵀ a + |Lₛᵀ a|²
+
+For Gaussian observations the expected log likelihood is closed form::
+
+    E_q[log N(y | f, σ²)] = -½ log 2πσ² - ((y - μ_f)² + v_f) / (2σ²)
+
+and the ELBO on a minibatch ``B`` of ``b`` out of ``n`` points is the
+unbiased estimate::
+
+    ELBO ≈ (n / b) Σ_{i ∈ B} E_q[log p(y_i | f_i)] - KL[q(v) ‖ p(v)]
+    KL   = ½ (tr S + μᵀμ - m - log|S|),   log|S| = 2 Σ log diag Lₛ
+
+A step costs ``O(b m² + m³)`` time and ``O(b m + m²)`` memory, independent
+of ``n``. :func:`fit_svgp` runs the whole optimisation in one compiled
+``lax.scan`` with minibatches drawn by ``jax.random`` inside the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from .._checks import as_float_array, as_inputs, as_targets, check_positive, is_concrete
+from ..distributions import MultivariateNormal
+from ..kernels.base import Kernel
+from ..linalg import cho_solve, cholesky, raise_if_not_finite, solve_lower
+from ..means import Zero
+from ..parameters import (
+    from_unconstrained,
+    positive_field,
+    real_field,
+    to_unconstrained,
+    trainable_mask,
+)
+from ._common import (
+    LOG_2PI,
+    as_int,
+    cast_weak_leaves,
+    check_chunk_size,
+    check_columns,
+    check_inducing_inputs,
+    check_lower_triangular,
+    check_scalar_noise,
+    chunked_map,
+    chunked_sum,
+    inducing_cholesky,
+    lower_triangular_field,
+)
+from .sgpr import DEFAULT_CHUNK_SIZE, SGPR
+
+
+class SVGP(eqx.Module):
+    """Stochastic variational GP with a whitened Gaussian ``q(u)`` and Gaussian noise.
+
+    ``SVGP(kernel, inducing_inputs, mean=Zero(), noise=1e-2, *, q_mu=None, q_sqrt=None)``
+
+    Attributes:
+        kernel: the covariance function.
+        inducing_inputs: ``Z`` ``(m, d)`` (``(m,)`` is read as ``(m, 1)``), trainable.
+        mean: the prior mean function (default ``Zero()``).
+        noise: the observation-noise variance ``σ²`` (a positive scalar).
+        q_mu: whitened variational mean ``μ`` ``(m,)`` (default zeros).
+        q_sqrt: lower-triangular ``Lₛ`` with positive diagonal, ``S = Lₛ Lₛᵀ``,
+            ``(m, m)`` (default the identity, i.e. ``q(v) = p(v)``). Stored as
+            the factor itself; optimisers see its strictly lower part as it is
+            and its diagonal through a log (see
+            :class:`gpjax_lite.sparse.LowerTriangular`).
+        jitter: relative jitter added to ``k(Z, Z)`` (``None``: 1e-8 in float64,
+            1e-4 in float32).
+        chunk_size: rows per chunk for full-data ELBOs and predictions
+            (``None``: all at once).
+    """
+
+    kernel: Kernel
+    inducing_inputs: Float[Array, "m d"]
+    mean: eqx.Module
+    noise: Float[Array, ""] = positive_field()
+    q_mu: Float[Array, " m"] = real_field()
+    q_sqrt: Float[Array, "m m"] = lower_triangular_field()
+    jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
+    chunk_size: int | None = eqx.field(default=DEFAULT_CHUNK_SIZE, static=True, kw_only=True)
+
+    def __init__(self, kernel, inducing_inputs, mean=None, noise=1e-2, *, q_mu=None, q_sqrt=None,
+                 jitter=None, chunk_size=DEFAULT_CHUNK_SIZE):
+        Z = check_inducing_inputs(inducing_inputs)
+        m = Z.shape[0]
+        self.inducing_inputs = Z
+        self.kernel, self.mean, self.noise = cast_weak_leaves(
+            (kernel, Zero() if mean is None else mean, as_float_array(noise)), Z.dtype
+        )
+        self.q_mu = jnp.zeros((m,), Z.dtype) if q_mu is None else q_mu
+        self.q_sqrt = jnp.eye(m, dtype=Z.dtype) if q_sqrt is None else q_sqrt
+        self.jitter = jitter
+        self.chunk_size = chunk_size
+
+    def __check_init__(self):
+        if not isinstance(self.kernel, Kernel):
+            raise TypeError(
+                f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(self.kernel).__name__}."
+            )
+        if not callable(self.mean):
+            raise TypeError(f"`mean` must be callable on one point, got {type(self.mean).__name__}.")
+        m = self.inducing_inputs.shape[0]
+        if jnp.shape(self.q_mu) != (m,):
+            raise ValueError(
+                f"`q_mu` must have shape (m,) = ({m},) for m inducing inputs, got {jnp.shape(self.q_mu)}."
+            )
+        check_lower_triangular(self.q_sqrt, m)
+        check_scalar_noise(self.noise)
+        check_positive("noise", self.noise)
+        check_chunk_size(self.chunk_size)
+
+    @property
+    def num_inducing(self) -> int:
+        return self.inducing_inputs.shape[0]
+
+    # ------------------------------------------------------------------ checks
+    def _inputs(self, name, X):
+        X = as_inputs(name, X)
+        check_columns(name, X, self.inducing_inputs)
+        self.kernel.check_input_dim(X.shape[1])
+        return X
+
+    def _data(self, X, y):
+        X = self._inputs("X", X)
+        return X, as_targets("y", y, X.shape[0])
+
+    # --------------------------------------------------------------- marginals
+    def _marginals(self, L, Xb):
+        """``μ_f`` and ``v_f`` of ``q(f)`` at the rows of ``Xb`` (no clamping)."""
+        A = solve_lower(L, self.kernel.cross(self.inducing_inputs, Xb))  # (m, b)
+        LsT_A = jnp.tril(self.q_sqrt).T @ A
+        mean = jax.vmap(self.mean)(Xb) + A.T @ self.q_mu
+        var = self.kernel.diag(Xb) - jnp.sum(A**2, axis=0) + jnp.sum(LsT_A**2, axis=0)
+        return mean, var
+
+    def kl(self) -> Float[Array, ""]:
+        """``KL[q(v) ‖ N(0, I)] = ½ (tr S + μᵀμ - m - log|S|)`` (nats)."""
+        Ls = jnp.tril(self.q_sqrt)
+        m = self.q_mu.shape[0]
+        return 0.5 * (
+            jnp.sum(Ls**2)
+            + jnp.dot(self.q_mu, self.q_mu)
+            - m
+            - 2.0 * jnp.sum(jnp.log(jnp.diagonal(Ls)))
+        )
+
+    def expected_log_likelihood(self, X, y) -> Float[Array, ""]:
+        """``Σ_i E_q[log N(y_i | f(x_i), σ²)]`` over the given rows (nats), chunked."""
+        X, y = self._data(X, y)
+        return _expected_log_likelihood(self, X, y)
+
+    def _expected_log_likelihood(self, L, X, y):
+        noise = self.noise
+        dtype = jnp.result_type(X, y, self.inducing_inputs, noise)
+
+        def rows(Xc, yc, w):
+            mean, var = self._marginals(L, Xc)
+            terms = -0.5 * (LOG_2PI + jnp.log(noise)) - 0.5 * ((yc - mean) ** 2 + var) / noise
+            return jnp.sum(terms * w)
+
+        return chunked_sum(rows, (X, y), self.chunk_size, dtype)
+
+    def elbo(self, X, y, *, num_data=None) -> Float[Array, ""]:
+        """The ELBO ``(n / b) Σ_i E_q[log p(y_i | f_i)] - KL`` (nats) ``≤ log p(y)``.
+
+        Args:
+            X: inputs ``(b,)`` or ``(b, d)``: all the data, or a minibatch.
+            y: targets ``(b,)``.
+            num_data: ``n``, the size of the full data set when ``X`` is a
+                minibatch (the sum is then scaled by ``n / b``, an unbiased
+                estimate for uniformly drawn rows); default ``b``.
+        """
+        X, y = self._data(X, y)
+        b = X.shape[0]
+        if num_data is None:
+            num_data = b
+        elif isinstance(num_data, (int, np.integer)) and num_data < b:
+            raise ValueError(f"`num_data` ({num_data}) must be at least the batch size {b}.")
+        value = _elbo(self, X, y, jnp.asarray(num_data / b, dtype=jnp.result_type(X, y)))
+        raise_if_not_finite(value, "k(Z, Z) + jitter·I (SVGP)")
+        return value
+
+    # ------------------------------------------------------------- predictions
+    def predict(self, Xt, include_noise=False):
+        """Mean and marginal variance of ``q(f)`` at ``Xt``, each ``(t,)`` (chunked; no ``(t, t)``).
+
+        Args:
+            Xt: test inputs ``(t,)`` or ``(t, d)``.
+            include_noise: add ``σ²`` to the variance (the predictive of a new ``y``).
+        """
+        mean, var = _predict(self, self._inputs("Xt", Xt))
+        if include_noise:
+            var = var + self.noise
+        return mean, var
+
+    def __call__(self, Xt) -> MultivariateNormal:
+        """The joint ``q(f)`` at ``Xt``: ``N(μ_f, k(X*, X*) - AᵀA + AᵀSA)``, ``(t, t)`` covariance."""
+        mean, cov = _joint(self, self._inputs("Xt", Xt))
+        return MultivariateNormal(mean, cov, jitter=self.jitter)
+
+    def sample(self, key: PRNGKeyArray, Xt, num_samples: int = 1) -> Float[Array, "s t"]:
+        """Joint draws of ``f`` at ``Xt`` under ``q``, shape ``(num_samples, t)``."""
+        return self(Xt).sample(key, num_samples)
+
+    # ------------------------------------------------------ closed-form q(v)
+    def with_optimal_variational(self, X, y) -> "SVGP":
+        """This model with ``q_mu``, ``q_sqrt`` replaced by the optimal ``q(v)`` for ``(X, y)``.
+
+        For Gaussian noise the ELBO is maximised over ``q(v)`` in closed form
+        (then it equals the SGPR bound)::
+
+            S = (I + A Aᵀ)⁻¹,   μ = S A r / σ,     A = L⁻¹ k(Z, X) / σ,  r = y - m(X)
+
+        ``O(n m²)`` time in chunks of ``chunk_size`` rows. Useful as a
+        starting point (on a subset) and to check the bound.
+        """
+        X, y = self._data(X, y)
+        q_mu, q_sqrt = _optimal_variational(self, X, y)
+        raise_if_not_finite(q_sqrt, "k(Z, Z) + jitter·I or the optimal S (SVGP)")
+        return eqx.tree_at(lambda mdl: (mdl.q_mu, mdl.q_sqrt), self, (q_mu, q_sqrt))
+
+
+# Compiled cores: the public methods check their inputs eagerly, then call these.
+@eqx.filter_jit
+def _elbo(model, X, y, scale):
+    L = inducing_cholesky(model.kernel, model.inducing_inputs, model.jitter)
+    return scale * model._expected_log_likelihood(L, X, y) - model.kl()
+
+
+@eqx.filter_jit
+def _expected_log_likelihood(model, X, y):
+    L = inducing_cholesky(model.kernel, model.inducing_inputs, model.jitter)
+    return model._expected_log_likelihood(L, X, y)
+
+
+@eqx.filter_jit
+def _predict(model, Xt):
+    L = inducing_cholesky(model.kernel, model.inducing_inputs, model.jitter)
+
+    def one_chunk(Xc):
+        mean, var = model._marginals(L, Xc)
+        return mean, jnp.maximum(var, 0.0)
+
+    return chunked_map(one_chunk, Xt, model.chunk_size)
+
+
+@eqx.filter_jit
+def _joint(model, Xt):
+    L = inducing_cholesky(model.kernel, model.inducing_inputs, model.jitter)
+    A = solve_lower(L, model.kernel.cross(model.inducing_inputs, Xt))
+    LsT_A = jnp.tril(model.q_sqrt).T @ A
+    mean = jax.vmap(model.mean)(Xt) + A.T @ model.q_mu
+    return mean, model.kernel.gram(Xt) - A.T @ A + LsT_A.T @ LsT_A
+
+
+@eqx.filter_jit
+def _optimal_variational(model, X, y):
+    sgpr = SGPR(model.kernel, model.inducing_inputs, model.mean, model.noise,
+                jitter=model.jitter, chunk_size=model.chunk_size)
+    _, LB, c, _ = sgpr._statistics(X, y)
+    m = LB.shape[0]
+    q_mu = jax.scipy.linalg.solve_triangular(LB, c, lower=True, trans=1)  # LB⁻ᵀ c
+    S = cho_solve(LB, jnp.eye(m, dtype=LB.dtype))
+    return q_mu, cholesky(0.5 * (S + S.T), what="the optimal S = (I + A Aᵀ)⁻¹")
+
+
+def svgp_elbo(model: SVGP, X, y) -> Float[Array, ""]:
+    """``model.elbo(X, y)`` on all of the data: an objective for ``gpjax_lite.fit(..., objective=svgp_elbo)``."""
+    return model.elbo(X, y)
+
+
+# ---------------------------------------------------------------- minibatches
+def sample_minibatch(key: PRNGKeyArray, X, y, batch_size: int):
+    """``batch_size`` rows of ``(X, y)`` drawn uniformly *with replacement* by ``jax.random``.
+
+    With replacement, each row of the batch is an independent uniform draw,
+    so ``(n / b) Σ_batch`` is an unbiased estimate of the full-data sum, and
+    the draw costs ``O(b)`` whatever ``n`` is (no permutation of ``n`` rows).
+    """
+    idx = jax.random.randint(key, (batch_size,), 0, X.shape[0])
+    return X[idx], y[idx]
+
+
+class SVGPFitResult(eqx.Module):
+    """What :func:`fit_svgp` returns.
+
+    Attributes:
+        model: the fitted :class:`SVGP` (same structure as the input).
+        losses: ``(num_steps,)`` negative minibatch ELBO (nats, scaled to all ``n``
+            points) at the start of each step: a noisy, unbiased estimate of
+            the negative full ELBO.
+        nonfinite_step: first step whose loss or gradient was NaN/inf (-1 if
+            none); from there on the parameters stay at their last finite values.
+    """
+
+    model: Any
+    losses: Float[Array, " num_steps"]
+    nonfinite_step: Int[Array, ""]
+
+
+_DEFAULT_OPTIMIZER = optax.adam(1e-2)
+
+
+def fit_svgp(
+    model: SVGP,
+    X,
+    y,
+    *,
+    batch_size: int,
+    num_steps: int,
+    optimizer: optax.GradientTransformation = _DEFAULT_OPTIMIZER,
+    key: PRNGKeyArray,
+    fixed: Callable[[Any], Any] | None = None,
+    mesh=None,
+    progress: bool = False,
+) -> SVGPFitResult:
+    """Maximise the SVGP ELBO by minibatch stochastic optimisation, in one compiled loop.
+
+    Every step draws ``batch_size`` rows uniformly with replacement
+    (:func:`sample_minibatch`, inside the loop, from data held on the device)
+    and takes one optax step on ``-(n / b) Σ_batch E_q[log p(y|f)] + KL``.
+    Trainable leaves (kernel, noise, ``Z``, ``q_mu``, ``q_sqrt``, minus
+    ``fixed``) are optimised in the unconstrained space of
+    :mod:`gpjax_lite.parameters` (log for positive ones, log-diagonal for
+    ``q_sqrt``).
+
+    Args:
+        model: an :class:`SVGP`.
+        X: inputs ``(n,)`` or ``(n, d)``; ``y``: targets ``(n,)``.
+        batch_size: rows per step, ``1 <= batch_size <= n``.
+        num_steps: number of optimisation steps (>= 1).
+        optimizer: an optax ``GradientTransformation`` (default ``optax.adam(1e-2)``).
+            Reuse one object across calls to reuse the compiled loop.
+        key: PRNG key for the minibatch draws (required).
+        fixed: ``lambda model: leaves`` to hold fixed, as in :func:`gpjax_lite.fit`.
+        mesh: a ``jax.sharding.Mesh`` (e.g. :func:`gpjax_lite.sparse.sharding.data_mesh`)
+            to run each step data-parallel: the data and parameters are
+            replicated on every device, each minibatch is split across the
+            mesh's first axis, and XLA sums the partial ELBOs. ``batch_size``
+            must then be a multiple of the number of devices on that axis.
+            ``None``: default placement (one device).
+        progress: print the loss about 10 times (``jax.debug.callback``).
+
+    Returns:
+        An :class:`SVGPFitResult` with ``.model`` and ``.losses``.
+
+    Raises:
+        ValueError: bad shapes or non-finite data, ``X`` whose columns differ
+            from ``inducing_inputs``, ``batch_size`` outside ``[1, n]`` (or not
+            divisible by the mesh), ``num_steps < 1``, a missing ``key``.
+    """
+    if not isinstance(model, SVGP):
+        raise TypeError(f"`model` must be a gpjax_lite.sparse.SVGP, got {type(model).__name__}.")
+    X, y = model._data(X, y)
+    n = X.shape[0]
+    batch_size = as_int("batch_size", batch_size, minimum=1, maximum=n)
+    num_steps = as_int("num_steps", num_steps, minimum=1)
+    if key is None:
+        raise ValueError("`key` is required: it draws the minibatches.")
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"`optimizer` must be an optax GradientTransformation, got {type(optimizer).__name__}."
+        )
+
+    mask = trainable_mask(model, fixed)
+    params, static = eqx.partition(to_unconstrained(model, mask), mask)
+    if mesh is not None:
+        from .sharding import auto_mesh, batch_axis, replicate
+
+        mesh = auto_mesh(mesh)
+        num_shards = mesh.shape[batch_axis(mesh)]
+        if batch_size % num_shards:
+            raise ValueError(
+                f"`batch_size` ({batch_size}) must be a multiple of the {num_shards} devices "
+                f"on the mesh axis {batch_axis(mesh)!r}."
+            )
+        params, static, X, y = replicate((params, static, X, y), mesh)
+
+    result = _fit_svgp_compiled(
+        params, static, mask, X, y, key, optimizer, num_steps, batch_size, mesh, progress
+    )
+    if is_concrete(result.nonfinite_step) and int(result.nonfinite_step) >= 0:
+        import warnings
+
+        warnings.warn(
+            f"fit_svgp: the loss or its gradient became non-finite at step "
+            f"{int(result.nonfinite_step)}; returning the model from the last finite step.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+@eqx.filter_jit
+def _fit_svgp_compiled(params, static, mask, X, y, key, optimizer, num_steps, batch_size, mesh,
+                       progress):
+    n = X.shape[0]
+    tx = optax.with_extra_args_support(optimizer)
+
+    def to_model(p):
+        return from_unconstrained(eqx.combine(p, static), mask)
+
+    def loss_fn(p, Xb, yb):
+        return -to_model(p).elbo(Xb, yb, num_data=n)
+
+    if mesh is not None:
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        from .sharding import batch_axis
+
+        split = NamedSharding(mesh, PartitionSpec(batch_axis(mesh)))
+
+        def draw(k):
+            Xb, yb = sample_minibatch(k, X, y, batch_size)
+            return (jax.lax.with_sharding_constraint(Xb, split),
+                    jax.lax.with_sharding_constraint(yb, split))
+    else:
+        def draw(k):
+            return sample_minibatch(k, X, y, batch_size)
+
+    report_every = max(num_steps // 10, 1)
+
+    def step(carry, xs):
+        params, state, nonfinite_step = carry
+        t, step_key = xs
+        Xb, yb = draw(step_key)
+        value, grad = jax.value_and_grad(loss_fn)(params, Xb, yb)
+        finite = jnp.isfinite(value) & jnp.all(
+            jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grad)] or [True])
+        )
+        nonfinite_step = jnp.where((nonfinite_step < 0) & ~finite, t, nonfinite_step)
+        healthy = nonfinite_step < 0
+        updates, new_state = tx.update(
+            grad, state, params, value=value, grad=grad, value_fn=lambda p: loss_fn(p, Xb, yb)
+        )
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda new, old: jnp.where(healthy, new, old)  # noqa: E731
+        params = jax.tree_util.tree_map(keep, new_params, params)
+        state = jax.tree_util.tree_map(keep, new_state, state)
+        if progress:
+            jax.lax.cond(
+                (t % report_every == 0) | (t == num_steps - 1),
+                lambda: jax.debug.callback(_print_progress, t, value, num_steps),
+                lambda: None,
+            )
+        return (params, state, nonfinite_step), value
+
+    init = (params, tx.init(params), jnp.asarray(-1, jnp.int32))
+    keys = jax.random.split(key, num_steps)
+    (params, _, nonfinite_step), losses = jax.lax.scan(
+        step, init, (jnp.arange(num_steps, dtype=jnp.int32), keys)
+    )
+    return SVGPFitResult(model=to_model(params), losses=losses, nonfinite_step=nonfinite_step)
+
+
+def _print_progress(t, value, num_steps):
+    print(f"fit_svgp: step {int(t) + 1:>6}/{num_steps}  -ELBO ≈ {float(value):.6g}", flush=True)
