@@ -190,6 +190,9 @@ def fit(
             + (" once `fixed` is applied." if fixed is not None else ".")
         )
     params, static = eqx.partition(to_unconstrained(model, mask), mask)
+    # Weakly typed hyperparameters (Python-float defaults) take the data's dtype,
+    # so a float32 problem stays float32 even when float64 is enabled.
+    params = jax.tree_util.tree_map(lambda p: _like_data(p, X), params)
     initial = eqx.filter(model, mask)
     starts = _starting_points(params, num_restarts, key)
     # Shape errors in the objective (e.g. per-point noise of the wrong length)
@@ -207,6 +210,18 @@ def fit(
             RuntimeWarning,
             stacklevel=2,
         )
+    elif is_concrete(result.final_loss) and not bool(jnp.isfinite(result.final_loss)):
+        # Every step was finite, but re-evaluating the fitted model is not: the
+        # problem sits on the edge of what the dtype can factorise (typically a
+        # noise driven towards 0 in float32).
+        warnings.warn(
+            "fit: the fitted model's loss is not finite although every step was; its "
+            "covariance is on the edge of positive definiteness in "
+            f"{jnp.result_type(result.final_loss)}. Use float64, or bound the noise from below "
+            "(e.g. hold it fixed with `fixed=`).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return result
 
 
@@ -219,6 +234,11 @@ def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
     return int(value)
+
+
+def _like_data(leaf, X):
+    weak = getattr(leaf, "weak_type", False)
+    return leaf.astype(X.dtype) if weak and leaf.dtype != X.dtype else leaf
 
 
 def _starting_points(params, num_restarts: int, key):
