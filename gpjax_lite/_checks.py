@@ -98,3 +98,13 @@ def as_targets(name: str, y, n: int) -> jax.Array:
         y = y.astype(jnp.result_type(float))
     check_finite(name, y)
     return y
+
+
+def check_kernel_and_mean(kernel, mean) -> None:
+    """The two parts every GP-like model holds: a ``Kernel`` and a callable mean."""
+    from .kernels.base import Kernel  # here, not at the top: kernels import this module
+
+    if not isinstance(kernel, Kernel):
+        raise TypeError(f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(kernel).__name__}.")
+    if not callable(mean):
+        raise TypeError(f"`mean` must be callable on one point, got {type(mean).__name__}.")

@@ -31,7 +31,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._module import Module
-from ._checks import as_inputs, as_targets, check_finite, check_positive
+from ._checks import as_inputs, as_targets, check_finite, check_positive, check_kernel_and_mean
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .linalg import cho_solve, cholesky, gaussian_log_density, raise_if_not_finite, solve_lower
@@ -65,12 +65,7 @@ class GP(Module):
     jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
 
     def __check_init__(self):
-        if not isinstance(self.kernel, Kernel):
-            raise TypeError(
-                f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(self.kernel).__name__}."
-            )
-        if not callable(self.mean):
-            raise TypeError(f"`mean` must be callable on one point, got {type(self.mean).__name__}.")
+        check_kernel_and_mean(self.kernel, self.mean)
         if jnp.ndim(self.noise) > 1:
             raise ValueError(
                 f"`noise` must be a scalar or have shape (n,), got shape {jnp.shape(self.noise)}."

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_float_array, as_inputs, as_targets, check_positive
+from .._checks import as_float_array, as_inputs, as_targets, check_positive, check_kernel_and_mean
 from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cholesky, raise_if_not_finite, solve_lower
@@ -91,12 +91,7 @@ class SGPR(eqx.Module):
     chunk_size: int | None = eqx.field(default=DEFAULT_CHUNK_SIZE, static=True, kw_only=True)
 
     def __check_init__(self):
-        if not isinstance(self.kernel, Kernel):
-            raise TypeError(
-                f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(self.kernel).__name__}."
-            )
-        if not callable(self.mean):
-            raise TypeError(f"`mean` must be callable on one point, got {type(self.mean).__name__}.")
+        check_kernel_and_mean(self.kernel, self.mean)
         Z = jnp.shape(self.inducing_inputs)
         if len(Z) != 2 or Z[0] < 1:
             raise ValueError(

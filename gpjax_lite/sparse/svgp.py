@@ -40,7 +40,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._checks import as_float_array, as_inputs, as_targets, check_positive, is_concrete
+from .._checks import as_float_array, as_inputs, as_targets, check_positive, is_concrete, check_kernel_and_mean
 from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cho_solve, cholesky, raise_if_not_finite, solve_lower
@@ -114,12 +114,7 @@ class SVGP(eqx.Module):
         self.chunk_size = chunk_size
 
     def __check_init__(self):
-        if not isinstance(self.kernel, Kernel):
-            raise TypeError(
-                f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(self.kernel).__name__}."
-            )
-        if not callable(self.mean):
-            raise TypeError(f"`mean` must be callable on one point, got {type(self.mean).__name__}.")
+        check_kernel_and_mean(self.kernel, self.mean)
         m = self.inducing_inputs.shape[0]
         if jnp.shape(self.q_mu) != (m,):
             raise ValueError(
