@@ -104,10 +104,10 @@ def gaussian_log_density(K: Float[Array, "n n"], r: Float[Array, " n"]) -> Float
 
         d log N = ½ tr((α αᵀ - K⁻¹) dK) - αᵀ dr,     α = K⁻¹ r,
 
-    with ``K⁻¹`` formed once from the factor, instead of differentiating
-    through the Cholesky decomposition (several extra triangular solves).
-    It is a ``custom_jvp``, so forward mode, reverse mode and higher
-    derivatives all work.
+    with ``K⁻¹`` formed once from the factor (see :func:`_inverse_from_factor`),
+    instead of differentiating through the Cholesky decomposition (several
+    extra triangular solves). It is a ``custom_jvp``, so forward mode, reverse
+    mode and higher derivatives all work.
     """
     L = jax.lax.linalg.cholesky(K, symmetrize_input=False)
     return _log_density_from_factor(L, r)[0]
@@ -120,14 +120,95 @@ def _log_density_from_factor(L, r):
     return value, w
 
 
+#: Below this size :func:`_inverse_from_factor` inverts the factor in one
+#: triangular solve of full size instead of a split into two halves.
+_BLOCK_MIN_SIZE = 32
+
+
+def _upper_inverse(A):
+    """``A⁻ᵀ`` (upper triangular) for lower-triangular ``A`` (or a stack of them):
+    one triangular solve against the identity."""
+    eye = jnp.broadcast_to(jnp.eye(A.shape[-1], dtype=A.dtype), A.shape)
+    return jax.lax.linalg.triangular_solve(A, eye, left_side=True, lower=True, transpose_a=True)
+
+
+def _inverse_from_factor(L):
+    """``K⁻¹`` and ``U = L⁻ᵀ`` (as the blocks ``(Uₐ, V, U꜀)``) from the lower factor of ``K = L Lᵀ``.
+
+    With ``U = L⁻ᵀ`` (upper triangular), ``K⁻¹ = U Uᵀ``. ``U`` is built from
+    one 2×2 block split of ``L = [[A, 0], [B, C]]``::
+
+        U = [[Uₐ, -V], [0, U꜀]],   Uₐ = A⁻ᵀ,  U꜀ = C⁻ᵀ,  V = Uₐ Bᵀ U꜀
+        K⁻¹ = [[Uₐ Uₐᵀ + V Vᵀ, -V U꜀ᵀ], [-U꜀ Vᵀ, U꜀ U꜀ᵀ]]
+
+    Two half-size triangular inverses (one batched triangular solve) and five
+    half-size matrix products replace one full triangular solve and one full
+    product (``L⁻¹`` then ``L⁻ᵀ L⁻¹``): about half the flops, every product in
+    the ``A @ B`` or ``A @ Bᵀ`` layout (XLA:CPU runs ``Aᵀ @ B`` at about half
+    speed) and only a handful of extra ops, so compile time barely moves.
+    Measured on CPU, float64, one thread (``benchmarks/``): MLL + gradient
+    1.7× faster at n = 1000 (from 6.5 to 3.9 Cholesky-times). Deeper
+    recursion saves under 10 % more and costs seconds of compile time.
+
+    The two halves go through *one* (stacked) triangular solve on purpose:
+    jaxlib's batched LAPACK kernels block a thread of the intra-op pool while
+    they wait for their sub-batches, so two independent batched solves running
+    at once under ``vmap`` can deadlock the pool on a machine with few cores
+    (seen with jax 0.10.2 on 2 cores; XLA drops optimisation barriers, so only
+    a data dependency orders them). The JVP therefore makes exactly one
+    Cholesky and one triangular-solve call, in sequence.
+    """
+    n = L.shape[-1]
+    if n < _BLOCK_MIN_SIZE:
+        U = _upper_inverse(L)
+        return U @ U.T, (U, None, None)
+    n1 = n // 2
+    n2 = n - n1
+    A, B, C = L[:n1, :n1], L[n1:, :n1], L[n1:, n1:]
+    if n2 != n1:  # pad A with a unit diagonal entry so both halves stack
+        A = jnp.pad(A, ((0, 1), (0, 1))) + jnp.zeros((n2, n2), L.dtype).at[n1, n1].set(1)
+    halves = _upper_inverse(jnp.stack([A, C]))
+    grams = halves @ jnp.swapaxes(halves, -1, -2)
+    Ua, Uc = halves[0, :n1, :n1], halves[1]
+    V = (Ua @ B.T) @ Uc
+    top_left = grams[0, :n1, :n1] + V @ V.T
+    off = V @ Uc.T
+    K_inv = jnp.block([[top_left, -off], [-off.T, grams[1]]])
+    return K_inv, (Ua, V, Uc)
+
+
+def _apply_upper_inverse(blocks, w):
+    """``U w = L⁻ᵀ w`` from the blocks returned by :func:`_inverse_from_factor`."""
+    Ua, V, Uc = blocks
+    if V is None:
+        return Ua @ w
+    n1 = Ua.shape[0]
+    w1, w2 = w[:n1], w[n1:]
+    return jnp.concatenate([Ua @ w1 - V @ w2, Uc @ w2])
+
+
+def _apply_lower_inverse(blocks, r):
+    """``Uᵀ r = L⁻¹ r`` from the same blocks (matrix-vector products, no solve)."""
+    Ua, V, Uc = blocks
+    if V is None:
+        return r @ Ua
+    n1 = Ua.shape[0]
+    r1, r2 = r[:n1], r[n1:]
+    return jnp.concatenate([r1 @ Ua, r2 @ Uc - r1 @ V])
+
+
 @gaussian_log_density.defjvp
 def _gaussian_log_density_jvp(primals, tangents):
     K, r = primals
     dK, dr = tangents
     L = jax.lax.linalg.cholesky(K, symmetrize_input=False)
-    value, w = _log_density_from_factor(L, r)
-    L_inv = solve_lower(L, jnp.eye(L.shape[0], dtype=L.dtype))
-    K_inv = L_inv.T @ L_inv
-    alpha = L_inv.T @ w
+    K_inv, blocks = _inverse_from_factor(L)
+    # w = L⁻¹ r from the inverse already at hand, not by another triangular
+    # solve: that solve would be independent of the inverse's, and two batched
+    # LAPACK calls at once can deadlock jaxlib (see _inverse_from_factor).
+    w = _apply_lower_inverse(blocks, r)
+    n = r.shape[-1]
+    value = -0.5 * jnp.dot(w, w) - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * math.log(2 * math.pi)
+    alpha = _apply_upper_inverse(blocks, w)
     dvalue = 0.5 * (alpha @ dK @ alpha - jnp.sum(K_inv * dK)) - jnp.dot(alpha, dr)
     return value, dvalue
