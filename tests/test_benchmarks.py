@@ -1,0 +1,137 @@
+"""The benchmark harness: helpers, and a smoke run at tiny sizes (no speed assertions)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cases import OURS, add_ratios
+from benchmarks.timing import Measurement, measure, median, ratio
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------- helpers
+def test_median_odd_and_even():
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert median([5]) == 5.0
+    with pytest.raises(ValueError):
+        median([])
+
+
+def test_ratio_is_none_unless_both_positive_finite():
+    assert ratio(3.0, 1.5) == 2.0
+    for a, b in [(1.0, 0.0), (0.0, 1.0), (None, 1.0), (1.0, None), (float("nan"), 1.0), (1.0, float("inf")),
+                 (-1.0, 1.0), (True, 1.0)]:
+        assert ratio(a, b) is None
+
+
+def test_measurement_separates_first_call():
+    m = Measurement(first_s=1.0, times=[0.2, 0.1, 0.3])
+    assert m.median_s == 0.2
+    assert m.compile_s == pytest.approx(0.8)
+    d = m.as_dict()
+    assert d["repeats"] == 3 and d["time_s"] == 0.2 and d["min_s"] == 0.1
+    single = Measurement(first_s=2.0, times=[])
+    assert single.median_s == 2.0 and single.compile_s is None
+
+
+def test_measure_counts_calls_and_respects_single_threshold():
+    calls = []
+    m = measure(lambda: calls.append(1), repeats=3, budget_s=10.0)
+    assert len(calls) == 4 and len(m.times) == 3
+    calls.clear()
+    m = measure(lambda: calls.append(1), repeats=3, budget_s=10.0, single_above_s=-1.0)
+    assert len(calls) == 1 and m.times == []
+
+
+def test_add_ratios_within_groups():
+    rows = [
+        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": OURS, "status": "ok",
+         "time_s": 2.0, "floor_s": 1.0},
+        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": "peer", "status": "ok",
+         "time_s": 6.0, "floor_s": 1.0},
+        {"case": "mll_grad", "dtype": "float64", "params": {"n": 20}, "impl": "peer", "status": "ok",
+         "time_s": 6.0},
+        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": "other", "status": "error"},
+    ]
+    add_ratios(rows)
+    assert rows[0]["ratio_to_ours"] == 1.0 and rows[0]["ratio_to_floor"] == 2.0
+    assert rows[1]["ratio_to_ours"] == 3.0 and rows[1]["ratio_to_floor"] == 6.0
+    assert rows[2]["ratio_to_ours"] is None  # no reference in its group
+    assert "ratio_to_ours" not in rows[3]
+
+
+# ----------------------------------------------------------------- smoke run
+def _run_smoke(tmp_path, cases):
+    env = dict(os.environ)
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    cmd = [sys.executable, "-m", "benchmarks", "--smoke", "--no-plots", "-q", "--peers", "sklearn",
+           "--cases", cases, "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "results.md").read_text().startswith("# gpjax_lite benchmarks")
+    return results
+
+
+def _check_results(results, expected_cases):
+    assert set(results) >= {"meta", "machine", "targets", "rows"}
+    meta = results["meta"]
+    for key in ("date", "mode", "backend", "peers", "dtypes", "wall_s"):
+        assert key in meta
+    assert meta["mode"] == "smoke"
+    backend = meta["backend"]
+    for key in ("backend", "device_kind", "jax", "threads", "pinning"):
+        assert key in backend
+    if backend["backend"] == "cpu":
+        assert backend["pinning"]["pinned"] is True
+        assert "intra_op_parallelism_threads=1" in backend["threads"]["XLA_FLAGS"]
+    assert "float64" in results["machine"]
+    rows = results["rows"]
+    assert {r["case"] for r in rows} >= set(expected_cases)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok
+    for r in rows:
+        assert {"case", "dtype", "params", "impl", "status"} <= set(r)
+        assert r["status"] in ("ok", "n/a", "skipped", "error"), r
+        assert r["status"] != "error", r
+    for r in ok:
+        assert math.isfinite(r["time_s"]) and r["time_s"] > 0
+        for key in ("ratio_to_ours", "ratio_to_floor"):
+            value = r.get(key)
+            if value is not None:
+                assert math.isfinite(value) and value > 0, (key, r)
+    # Every case with a gpjax_lite row has ratios to ours; sklearn rows are compared with it.
+    for r in ok:
+        if r["impl"] == OURS:
+            assert r["ratio_to_ours"] == 1.0
+        if r["impl"] == "sklearn" and r["case"] in ("gram", "mll_grad", "predict"):
+            assert r["ratio_to_ours"] is not None
+    for r in ok:
+        if r["case"] in ("mll_grad", "gram", "predict"):
+            assert r["ratio_to_floor"] is not None, r
+        if r["case"] in ("fit", "batched_fit"):
+            assert math.isfinite(r["final_mll"])
+    for t in results["targets"]["float64"]:
+        assert {"id", "description", "measured", "threshold", "met", "verdict"} <= set(t)
+
+
+def test_smoke_run_fast_cases(tmp_path):
+    """The smallest mode on the cheap-to-compile cases (well under 20 s on an idle machine)."""
+    results = _run_smoke(tmp_path, "gram,mll,predict")
+    _check_results(results, {"gram", "mll_grad", "predict"})
+
+
+@pytest.mark.slow
+def test_smoke_run_all_cases(tmp_path):
+    """Every case, including the compile-heavy fits (about a minute)."""
+    results = _run_smoke(tmp_path, "gram,mll,fit,predict,batched,compile")
+    _check_results(results, {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"})
