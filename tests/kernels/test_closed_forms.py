@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gpjax_lite.kernels as gk
-from gpjax_lite.kernels.stationary import FAST_PATH_MIN_DIM
+from gpjax_lite.kernels.stationary import COLUMNWISE_MAX_DIM, FAST_PATH_MIN_DIM
 
 D_WIDE = max(6, FAST_PATH_MIN_DIM)  # wide enough for the stationary fast path
 N, M = 9, 7
@@ -323,6 +323,88 @@ def _fast_and_core(k, X, Y):
     fast = tuple(k.cross(A, B) for A, B in pairs)
     core = tuple(gk.vmap_cross(k.evaluate, A, B) for A, B in pairs)
     return fast, core, k.gram(X)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, -3e4])
+@pytest.mark.parametrize("d", [1, D_WIDE])
+@pytest.mark.parametrize("lengthscale", ["iso", "ard"])
+def test_periodic_feature_path_matches_vmap_core(d, offset, lengthscale):
+    """Periodic's cos/sin feature product against the pointwise sines, in float64."""
+    ls = 0.6 if lengthscale == "iso" else np.linspace(0.4, 1.3, d)
+    k = gk.Periodic(variance=1.7, lengthscale=ls, period=0.9)
+    X = _inputs(d, 12, 11) * 3.0 + offset
+    Y = _inputs(d, 10, 12) * 3.0 + offset
+    Y[0] = X[3]  # a coincident pair
+    Y[1] = X[4] + 0.9 * np.arange(1, d + 1)  # whole periods apart: also k = variance
+    fast, core, gram = _fast_and_core(k, X, Y)
+    weights = np.sum(np.broadcast_to(np.asarray(ls) ** -2.0, (d,)))
+    # Inputs ~|offset| lose |offset|·eps in x - y, in either path.
+    atol = 1.7 * (1e-13 * weights + 1e-14 * (1.0 + abs(offset)) * weights)
+    for f, c in zip(fast, core):
+        np.testing.assert_allclose(f, c, rtol=0, atol=atol)
+    np.testing.assert_allclose(np.diagonal(gram), 1.7, rtol=0, atol=atol)
+    np.testing.assert_allclose(fast[0][3, 0], 1.7, rtol=0, atol=atol)
+    np.testing.assert_allclose(fast[0][4, 1], 1.7, rtol=0, atol=atol)
+    ref = np_periodic(X, Y, 1.7, np.asarray(ls), 0.9)
+    np.testing.assert_allclose(fast[0], ref, rtol=0, atol=atol)
+
+
+def test_periodic_feature_path_gradients_match_vmap_core():
+    """d/d(variance, lengthscale, period) of a Gram-matrix functional, both paths."""
+    X = jnp.asarray(_inputs(3, 15, 13) * 2.0 + 50.0)
+    W = jnp.asarray(np.random.default_rng(14).normal(size=(15, 15)))
+
+    def loss(k, core):
+        K = gk.vmap_cross(k.evaluate, X, X) if core else k.gram(X)
+        return jnp.sum(W * K)
+
+    k = gk.Periodic(variance=1.3, lengthscale=jnp.array([0.5, 0.9, 1.4]), period=1.1)
+    g_fast = jax.grad(loss)(k, False)
+    g_core = jax.grad(loss)(k, True)
+    for name in ("variance", "lengthscale", "period"):
+        np.testing.assert_allclose(getattr(g_fast, name), getattr(g_core, name), rtol=1e-9, atol=1e-10)
+
+
+def test_periodic_feature_path_float32():
+    """In float32 the centred, period-reduced phases keep the error at float32 round-off."""
+    X = jnp.asarray(_inputs(2, 20, 15) * 3.0 + 1990.0, dtype=jnp.float32)
+    k = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), gk.Periodic(variance=1.0, lengthscale=0.8, period=1.0))
+    K = k.gram(X)
+    assert K.dtype == jnp.float32
+    fast = np.asarray(K, dtype=np.float64)
+    # The reference sees the float32 inputs exactly; their spacing (~1e-4 at
+    # 2000) bounds what either path can resolve.
+    ref = np_periodic(np.asarray(X, np.float64), np.asarray(X, np.float64), 1.0, 0.8, 1.0)
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("d", [1, 2, COLUMNWISE_MAX_DIM, COLUMNWISE_MAX_DIM + 1])
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_matern_every_path_matches_closed_form_and_core(d, offset):
+    """Column-by-column (d ≤ COLUMNWISE_MAX_DIM) and vmap-core (above) Matérn Gram
+    matrices, and their lengthscale gradients, against NumPy and the vmap core."""
+    ls = np.linspace(0.6, 1.6, d)
+    k = gk.Matern52(variance=1.3, lengthscale=ls)
+    X = _inputs(d, 11, 20) + offset
+    Y = _inputs(d, 8, 21) + offset
+    Y[0] = X[2]
+    fast, core, gram = _fast_and_core(k, X, Y)
+    atol = 1e-12 * (1.0 + abs(offset))
+    for f, c in zip(fast, core):
+        np.testing.assert_allclose(f, c, rtol=0, atol=atol)
+    np.testing.assert_allclose(fast[0], np_matern52(X, Y, 1.3, ls), rtol=0, atol=atol)
+    np.testing.assert_allclose(np.diagonal(gram), 1.3, rtol=0, atol=atol)
+
+    W = np.random.default_rng(22).normal(size=(11, 8))
+
+    def loss(lengthscale, core):
+        kk = gk.Matern52(variance=1.3, lengthscale=lengthscale)
+        K = gk.vmap_cross(kk.evaluate, X, Y) if core else kk.cross(X, Y)
+        return jnp.sum(W * K)
+
+    g_path = jax.grad(loss)(jnp.asarray(ls), False)
+    g_core = jax.grad(loss)(jnp.asarray(ls), True)
+    np.testing.assert_allclose(g_path, g_core, rtol=1e-9, atol=1e-12)
 
 
 def test_fast_path_not_used_below_threshold_or_for_matern():

@@ -78,11 +78,16 @@ def roundoff(k, X):
     """Absolute round-off allowed against the vmap core, relative to ``scale_of``.
 
     The stationary fast path forms ``r² = |a|² + |b|² - 2 a·b`` with centred,
-    scaled inputs ``a``: its error is ~eps·|a|², not eps·r².
+    scaled inputs ``a``: its error is ~eps·|a|², not eps·r². ``Periodic``'s
+    forms its exponent as ``Σ 1/ℓ_i² - F(x)·G(y)``.
     """
     if isinstance(k, gk.Stationary) and k._use_fast_path(X.shape[1]):
         A = (X - X.mean(axis=0)) / np.asarray(k.lengthscale)
         return 1e-13 * (1.0 + float(np.max(np.sum(A**2, axis=1))))
+    if isinstance(k, gk.Periodic):
+        # Its feature-product path: exponent error ~eps·Σ 1/ℓ_i².
+        weights = np.broadcast_to(np.asarray(k.lengthscale) ** -2.0, X.shape[1:])
+        return 1e-13 * (1.0 + float(np.sum(weights)))
     return 1e-12
 
 
