@@ -44,7 +44,8 @@ class TinyGP:
 
         v, ls = h["variance"], h["lengthscale"]
         rbf = v * kernels.ExpSquared(scale=ls)
-        m52 = v * kernels.Matern52(scale=ls)
+        # L2 distance: tinygp's Matérn default is the L1 distance, another kernel at d > 1.
+        m52 = v * kernels.Matern52(scale=ls, distance=kernels.distance.L2Distance())
         per = v * kernels.ExpSineSquared(scale=h.get("period", 2.0), gamma=2.0 / ls**2)
         return {"rbf": rbf, "matern52": m52, "periodic": per, "sum3": rbf + m52 + per}[name]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from .cases import OURS
@@ -48,6 +49,20 @@ def _target(tid, description, measured, threshold, *, lower_is_better=True, para
     return entry
 
 
+#: Peers whose periodic kernel is another function at d > 1: tinygp's and
+#: scikit-learn's ExpSineSquared take sin² of one distance between the points
+#: (one sine per pair), where ours, GPJax's and GPyTorch's sum sin² over the
+#: input columns (d sines per pair).
+PERIODIC_OF_A_DISTANCE = ("tinygp", "sklearn")
+
+
+def different_kernel(row: dict) -> bool:
+    """Whether a Gram row's peer computed a different kernel from ours (so less work)."""
+    p = row["params"]
+    return (row["case"] == "gram" and row["impl"] in PERIODIC_OF_A_DISTANCE
+            and p.get("kernel") in ("periodic", "sum3") and p.get("d", 1) > 1)
+
+
 def evaluate_targets(rows: list[dict], dtype: str = "float64") -> list[dict]:
     """The issue's targets, checked on this run's float64 rows (where present)."""
     rows = [r for r in rows if r["dtype"] == dtype]
@@ -58,7 +73,8 @@ def evaluate_targets(rows: list[dict], dtype: str = "float64") -> list[dict]:
         groups.setdefault((row["params"]["kernel"], row["params"]["n"], row["params"]["d"]), []).append(row)
     for (kernel, n, d), group in sorted(groups.items()):
         ours = next((r for r in group if r["impl"] == OURS), None)
-        peers = [r for r in group if not r["impl"].startswith(OURS)]
+        # A peer computing another function is no bar to meet (see different_kernel).
+        peers = [r for r in group if not r["impl"].startswith(OURS) and not different_kernel(r)]
         if ours is None or not peers:
             continue
         best = min(peers, key=lambda r: r["time_s"])
@@ -149,7 +165,12 @@ CASE_TITLES = {
 CASE_NOTES = {
     "gram": "Floor: writing n² entries at copy bandwidth + 2n²d flops at GEMM speed (a lower bound; "
             "exp/sin cost more). `gpjax_lite` is `k.gram(X)` (fast path where it applies); "
-            "`gpjax_lite[vmap]` is the pure vmap core `vmap_cross(k.evaluate, X, X)`.",
+            "`gpjax_lite[vmap]` is the pure vmap core `vmap_cross(k.evaluate, X, X)`. In brackets, the path "
+            "`k.gram` took: `columns` (squared differences summed column by column), `matmul` (squared "
+            "distance through a matrix product), `features` (Periodic's cos/sin feature product), `vmap`. "
+            "† a different kernel: tinygp's and scikit-learn's ExpSineSquared take sin² of one distance "
+            "between the points, where ours (and GPJax's, GPyTorch's) sums sin² over the d input columns; "
+            "at d > 1 they do 1/d of the sines, and they are left out of the Gram target.",
     "mll_grad": "Floor: LAPACK potrf + potri at n (+ three passes over an n × n matrix).",
     "fit": "Floor (Adam only): steps × the MLL + gradient floor. Peers' cells: time ratio to ours "
            "(final MLL minus ours, nats).",
@@ -247,7 +268,10 @@ def markdown(results: dict) -> str:
                     cells += [_fmt_s(ours.get("trace_lower_s", 0) + ours.get("compile_s", 0)) + " (first call "
                               + _fmt_s(ours["time_s"]) + ")", _fmt_s(comp)]
                 else:
-                    cells += [_fmt_s(ours["time_s"]), _fmt_s(comp)]
+                    time_cell = _fmt_s(ours["time_s"])
+                    if ours.get("path"):  # which Gram code path ran
+                        time_cell += f" ({ours['path']})"
+                    cells += [time_cell, _fmt_s(comp)]
                 cells.append(_fmt_x(ours.get("ratio_to_floor")))
                 if case in ("fit", "batched_fit"):
                     cells.insert(4, f"{ours['final_mll']:.2f}" if ours.get("final_mll") is not None else "—")
@@ -264,6 +288,8 @@ def markdown(results: dict) -> str:
                     cell = _fmt_x(r.get("ratio_to_ours"))
                     if r.get("ratio_to_ours") is None:
                         cell = _fmt_s(r.get("time_s"))
+                    if different_kernel(r):
+                        cell += " †"
                     if r.get("mll_minus_ours") is not None:
                         cell += f" ({r['mll_minus_ours']:+.2f})"
                     cells.append(cell)
@@ -332,3 +358,28 @@ def plots(results: dict, out_dir: Path) -> list[str]:
         plt.close(fig)
         written.append(path.name)
     return written
+
+
+def publish(run_dir: Path, latest: Path) -> Path:
+    """Re-render ``run_dir/results.md`` from its ``results.json`` (with this
+    version's targets and notes) and copy it to ``latest`` (kept in git;
+    README and docs show it).
+
+    A line naming the run folder and linking its plots is added after the
+    title, with paths relative to ``latest``'s folder.
+    """
+    run_dir = Path(run_dir).resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    results["targets"] = {dtype: evaluate_targets(results["rows"], dtype) for dtype in results["meta"]["dtypes"]}
+    write_json(run_dir / "results.json", results)
+    table = markdown(results)
+    (run_dir / "results.md").write_text(table)
+    rel = os.path.relpath(run_dir, latest.parent.resolve())
+    plots = sorted(p.name for p in run_dir.glob("*.png"))
+    links = ", ".join(f"[{Path(name).stem}]({rel}/{name})" for name in plots)
+    source = f"From `benchmarks/results/{rel}/` (`results.json` there has every row)."
+    if links:
+        source += f" Plots of time against size: {links}."
+    title, _, body = table.partition("\n")
+    latest.write_text(f"{title}\n\n{source}\n{body}")
+    return latest

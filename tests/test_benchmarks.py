@@ -135,3 +135,37 @@ def test_smoke_run_all_cases(tmp_path):
     """Every case, including the compile-heavy fits (about a minute)."""
     results = _run_smoke(tmp_path, "gram,mll,fit,predict,batched,compile")
     _check_results(results, {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"})
+
+
+def test_different_kernel_rows_are_marked_and_left_out_of_the_gram_target():
+    from benchmarks.report import different_kernel, evaluate_targets
+
+    def row(impl, kernel, d, t):
+        return {"case": "gram", "dtype": "float64", "impl": impl, "status": "ok", "time_s": t,
+                "params": {"kernel": kernel, "n": 100, "d": d}}
+
+    cheap = row("tinygp", "periodic", 8, 0.001)  # sin² of one distance: less work, another kernel
+    assert different_kernel(cheap)
+    assert not different_kernel(row("tinygp", "periodic", 1, 0.001))  # the same function at d = 1
+    assert not different_kernel(row("gpjax", "periodic", 8, 0.001))
+    assert not different_kernel(row("tinygp", "rbf", 8, 0.001))
+    rows = [row(OURS, "periodic", 8, 0.010), cheap, row("gpjax", "periodic", 8, 0.020)]
+    (target,) = evaluate_targets(rows)
+    assert target["measured"] == pytest.approx(0.5) and target["met"]  # against GPJax, not tinygp
+    assert "gpjax" in target["note"]
+
+
+def test_publish_rerenders_a_run_and_links_it(tmp_path):
+    """`--publish` rewrites results.md from results.json and copies it with a link to the run."""
+    out = tmp_path / "run"
+    _run_smoke(out, "gram")
+    (out / "results.md").write_text("stale\n")
+    (out / "gram.png").write_bytes(b"png")
+    from benchmarks.report import publish
+
+    latest = publish(out, tmp_path / "latest.md")
+    table = latest.read_text()
+    assert table.startswith("# gpjax_lite benchmarks")
+    assert "From `benchmarks/results/run/`" in table and "(run/gram.png)" in table
+    assert (out / "results.md").read_text().startswith("# gpjax_lite benchmarks")
+    assert "## 1. Gram matrix" in table

@@ -135,9 +135,13 @@ def constant_diagonal(variance, X: Float[Array, "n d"]) -> Float[Array, " n"]:
 def scaled_sq_dist_by_column(X, Y, lengthscale) -> Float[Array, "n m"]:
     """Squared distances ``Σ_k (x_k - y_k)² / ℓ_k²``, one fused ``n × m`` pass per column (exact)."""
     weights = jnp.broadcast_to(jnp.asarray(lengthscale) ** -2.0, X.shape[1:])
-    r2 = jnp.zeros((X.shape[0], Y.shape[0]), jnp.result_type(X, Y, weights))
-    for k in range(X.shape[1]):  # d is static and small: unrolled
-        r2 = r2 + weights[k] * (X[:, k, None] - Y[None, :, k]) ** 2
+
+    def column(k):
+        return weights[k] * (X[:, k, None] - Y[None, :, k]) ** 2
+
+    r2 = column(0)
+    for k in range(1, X.shape[1]):  # d is static and small: unrolled
+        r2 = r2 + column(k)
     return r2
 
 
