@@ -186,6 +186,10 @@ def _param_str(params):
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
+def _without_prefix(text: str, prefix: str) -> str:
+    return text[len(prefix):].lstrip() if text.startswith(prefix) else text
+
+
 def markdown(results: dict) -> str:
     meta, rows = results["meta"], results["rows"]
     peers = [p["name"] for p in meta["peers"] if p["available"]]
@@ -296,8 +300,8 @@ def markdown(results: dict) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         skipped = [r for r in case_rows if r["status"] in ("skipped", "error", "n/a") and r.get("note")]
         if skipped:
-            lines += [""] + [f"- {r['impl']} ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: {r['note']}"
-                             for r in skipped]
+            lines += [""] + [f"- {r['impl']} ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: "
+                             + _without_prefix(r["note"], r["status"] + ":") for r in skipped]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -360,13 +364,14 @@ def plots(results: dict, out_dir: Path) -> list[str]:
     return written
 
 
-def publish(run_dir: Path, latest: Path) -> Path:
+def publish(run_dir: Path, latest: Path, docs_plot: Path | None = None) -> Path:
     """Re-render ``run_dir/results.md`` from its ``results.json`` (with this
     version's targets and notes) and copy it to ``latest`` (kept in git;
     README and docs show it).
 
     A line naming the run folder and linking its plots is added after the
-    title, with paths relative to ``latest``'s folder.
+    title, with paths relative to ``latest``'s folder. The MLL + gradient
+    plot is copied to ``docs_plot`` when given (the documentation shows it).
     """
     run_dir = Path(run_dir).resolve()
     results = json.loads((run_dir / "results.json").read_text())
@@ -381,5 +386,11 @@ def publish(run_dir: Path, latest: Path) -> Path:
     if links:
         source += f" Plots of time against size: {links}."
     title, _, body = table.partition("\n")
-    latest.write_text(f"{title}\n\n{source}\n{body}")
+    # The documentation includes only the `tables` section (its links to the
+    # run folder would not resolve inside the docs site).
+    latest.write_text(
+        f"{title}\n\n{source}\n\n<!-- --8<-- [start:tables] -->\n{body.strip()}\n<!-- --8<-- [end:tables] -->\n"
+    )
+    if docs_plot is not None and (run_dir / "mll_grad.png").exists():
+        docs_plot.write_bytes((run_dir / "mll_grad.png").read_bytes())
     return latest

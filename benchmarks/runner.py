@@ -116,7 +116,9 @@ def select_peers(args):
 def main(argv=None, pin_record=None) -> int:
     args = parse_args(argv or [])
     if args.publish:
-        latest = report.publish(Path(args.publish), Path(__file__).parent / "results" / "latest.md")
+        root = Path(__file__).parent
+        latest = report.publish(Path(args.publish), root / "results" / "latest.md",
+                                docs_plot=root.parent / "docs" / "images" / "benchmark_mll_grad.png")
         print(f"wrote {latest}")
         return 0
     started = time.perf_counter()

@@ -169,3 +169,7 @@ def test_publish_rerenders_a_run_and_links_it(tmp_path):
     assert "From `benchmarks/results/run/`" in table and "(run/gram.png)" in table
     assert (out / "results.md").read_text().startswith("# gpjax_lite benchmarks")
     assert "## 1. Gram matrix" in table
+    # The docs include only the tables (the run-folder links would not resolve there).
+    start, end = table.index("[start:tables]"), table.index("[end:tables]")
+    assert start < table.index("## 1. Gram matrix") < end
+    assert table.index("(run/gram.png)") < start
