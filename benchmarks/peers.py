@@ -30,13 +30,20 @@ def _import(name):
         return None, f"{type(exc).__name__}: {exc}"
 
 
-# ============================================================================ tinygp
-class TinyGP:
-    name = "tinygp"
+class Peer:
+    """A peer library: ``module`` (``None`` when it cannot be imported, with ``error``
+    saying why) and its ``version``. Subclasses add one small method per case."""
+
+    name = ""
 
     def __init__(self):
-        self.module, self.error = _import("tinygp")
+        self.module, self.error = _import(self.name)
         self.version = getattr(self.module, "__version__", None)
+
+
+# ============================================================================ tinygp
+class TinyGP(Peer):
+    name = "tinygp"
 
     @staticmethod
     def _kernel(name, h):
@@ -163,12 +170,8 @@ class TinyGP:
 
 
 # ============================================================================= GPJax
-class GPJax:
+class GPJax(Peer):
     name = "gpjax"
-
-    def __init__(self):
-        self.module, self.error = _import("gpjax")
-        self.version = getattr(self.module, "__version__", None)
 
     @staticmethod
     def _kernel(name, h):
@@ -309,7 +312,7 @@ class GPJax:
 
 
 # ====================================================================== scikit-learn
-class SKLearn:
+class SKLearn(Peer):
     name = "sklearn"
 
     def __init__(self):
@@ -400,7 +403,7 @@ class SKLearn:
 
 
 # ========================================================================== GPyTorch
-class GPyTorch:
+class GPyTorch(Peer):
     name = "gpytorch"
 
     def __init__(self):
@@ -487,8 +490,8 @@ class GPyTorch:
 
         return loss
 
-    def mll_grad(self, X, y, hypers):
-        model, likelihood, Xt, yt = self._model(X, y, hypers)
+    def mll_grad(self, X, y, hypers, **model_kw):
+        model, likelihood, Xt, yt = self._model(X, y, hypers, **model_kw)
         model.train()
         likelihood.train()
         loss_fn = self._loss_fn(model, likelihood, Xt, yt)
@@ -502,31 +505,30 @@ class GPyTorch:
 
         return run
 
-    def fit_adam(self, X, y, init, steps, lr):
+    def _adam(self, X, y, init, steps, lr, **model_kw):
+        """A fresh model trained by ``steps`` Adam steps; its hyperparameters as flat arrays."""
         torch = self.torch
+        model, likelihood, Xt, yt = self._model(X, y, init, **model_kw)
+        model.train()
+        likelihood.train()
+        loss_fn = self._loss_fn(model, likelihood, Xt, yt)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        with self._exact():
+            for _ in range(steps):
+                opt.zero_grad()
+                loss_fn().backward()
+                opt.step()
+        return {
+            "variance": model.covar_module.outputscale.detach().numpy().reshape(-1).copy(),
+            "lengthscale": model.covar_module.base_kernel.lengthscale.detach().numpy().reshape(-1).copy(),
+            "noise": likelihood.noise.detach().numpy().reshape(-1).copy(),
+        }
 
+    def fit_adam(self, X, y, init, steps, lr):
         def run():
-            model, likelihood, Xt, yt = self._model(X, y, init)
-            model.train()
-            likelihood.train()
-            loss_fn = self._loss_fn(model, likelihood, Xt, yt)
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
-            with self._exact():
-                for _ in range(steps):
-                    opt.zero_grad()
-                    loss = loss_fn()
-                    loss.backward()
-                    opt.step()
-            return {
-                "variance": model.covar_module.outputscale.detach().numpy().copy(),
-                "lengthscale": model.covar_module.base_kernel.lengthscale.detach().numpy().reshape(-1).copy(),
-                "noise": likelihood.noise.detach().numpy().reshape(-1).copy(),
-            }
+            return {k: float(v[0]) for k, v in self._adam(X, y, init, steps, lr).items()}
 
-        def run_scalar():
-            return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in run().items()}
-
-        return run_scalar
+        return run
 
     def predict(self, X, y, hypers, Xt_np):
         """Exact predictive mean and variance (no LOVE); training caches warmed up before timing."""
@@ -546,42 +548,12 @@ class GPyTorch:
     predict_memory = "nm"
 
     def batched_mll_grad(self, Xb, yb, hypers):
-        torch = self.torch
-        model, likelihood, Xt, yt = self._model(Xb, yb, hypers, batch_shape=torch.Size([Xb.shape[0]]))
-        model.train()
-        likelihood.train()
-        loss_fn = self._loss_fn(model, likelihood, Xt, yt)
-
-        def run():
-            with self._exact():
-                model.zero_grad()
-                loss = loss_fn()
-                loss.backward()
-                return float(loss.detach())
-
-        return run
+        """GPyTorch's batch mode: one model with ``batch_shape`` = the number of datasets."""
+        return self.mll_grad(Xb, yb, hypers, batch_shape=self.torch.Size([Xb.shape[0]]))
 
     def batched_fit(self, Xb, yb, init, steps=100, lr=0.1):
-        torch = self.torch
-
-        def run():
-            model, likelihood, Xt, yt = self._model(Xb, yb, init, batch_shape=torch.Size([Xb.shape[0]]))
-            model.train()
-            likelihood.train()
-            loss_fn = self._loss_fn(model, likelihood, Xt, yt)
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
-            with self._exact():
-                for _ in range(steps):
-                    opt.zero_grad()
-                    loss_fn().backward()
-                    opt.step()
-            return {
-                "variance": model.covar_module.outputscale.detach().numpy().reshape(-1).copy(),
-                "lengthscale": model.covar_module.base_kernel.lengthscale.detach().numpy().reshape(-1).copy(),
-                "noise": likelihood.noise.detach().numpy().reshape(-1).copy(),
-            }
-
-        return run
+        batch_shape = self.torch.Size([Xb.shape[0]])
+        return lambda: self._adam(Xb, yb, init, steps, lr, batch_shape=batch_shape)
 
 
 ALL_PEERS = (TinyGP, GPJax, SKLearn, GPyTorch)
