@@ -173,3 +173,14 @@ def test_publish_rerenders_a_run_and_links_it(tmp_path):
     start, end = table.index("[start:tables]"), table.index("[end:tables]")
     assert start < table.index("## 1. Gram matrix") < end
     assert table.index("(run/gram.png)") < start
+
+
+def test_rotated_order_visits_every_start():
+    from benchmarks.cases import _rotated
+
+    items = ["a", "b", "c"]
+    assert _rotated(items, 0) == items
+    assert _rotated(items, 1) == ["b", "c", "a"]
+    assert _rotated(items, 4) == ["b", "c", "a"]
+    assert {tuple(_rotated(items, k))[0] for k in range(3)} == set(items)
+    assert _rotated([], 2) == []
