@@ -14,8 +14,8 @@ better (measured in ``benchmarks/``, CPU, float64, one thread, n = 1000):
   ``n × m`` loop per column, the same arithmetic as the vmap core (so the
   same round-off). Matérn-5/2 Gram: 1.3 vs 1.7 ms at d = 1, 3.5 vs 11 ms at
   d = 8; its gradient 2.2 vs 25 ms at d = 1. Used up to
-  ``COLUMNWISE_MAX_DIM`` columns; beyond, its backward pass is slower than
-  the vmap core's.
+  ``COLUMNWISE_MAX_DIM`` columns; beyond, the unrolled loop costs more
+  compile time than it saves.
 * Through one matrix product, for kernels whose profile is smooth in ``r²``
   (``RBF``, ``RationalQuadratic``), from ``FAST_PATH_MIN_DIM`` columns on::
 
@@ -47,9 +47,12 @@ from .base import Kernel, vmap_cross
 FAST_PATH_MIN_DIM = 3
 
 #: Largest number of (active) input columns summed column by column; wider
-#: inputs use the vmap core (Matérn-5/2, n = 1000, Gram gradient: d = 24
-#: 164 vs 176 ms, d = 32 232 vs 189 ms).
-COLUMNWISE_MAX_DIM = 24
+#: inputs use the vmap core. The unrolled sum stays faster at run time up to
+#: d = 128 (Matérn-5/2, n = 1000, MLL + gradient: d = 32 156 vs 233 ms,
+#: d = 128 539 vs 697 ms), but its compile time grows with d (d = 32
+#: 0.76 vs 0.41 s, d = 128 2.1 vs 0.4 s), and a fit compiles the objective
+#: several times.
+COLUMNWISE_MAX_DIM = 32
 
 
 def safe_sqrt(r2):
