@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
@@ -261,7 +260,3 @@ class Floors:
             return self._time(run)
 
         return self._cached(("batched_potrf_potri_loop_s", batch, n), compute)
-
-
-def wall_clock() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -115,9 +115,13 @@ def gaussian_log_density(K: Float[Array, "n n"], r: Float[Array, " n"]) -> Float
 
 def _log_density_from_factor(L, r):
     w = solve_lower(L, r)
-    n = r.shape[-1]
-    value = -0.5 * jnp.dot(w, w) - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * math.log(2 * math.pi)
-    return value, w
+    return _log_density_value(L, w), w
+
+
+def _log_density_value(L, w):
+    """``log N(r | 0, L Lᵀ)`` from the factor and the whitened residual ``w = L⁻¹ r``."""
+    n = w.shape[-1]
+    return -0.5 * jnp.dot(w, w) - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * math.log(2 * math.pi)
 
 
 #: Below this size :func:`_inverse_from_factor` inverts the factor in one
@@ -166,7 +170,7 @@ def _inverse_from_factor(L):
     n2 = n - n1
     A, B, C = L[:n1, :n1], L[n1:, :n1], L[n1:, n1:]
     if n2 != n1:  # pad A with a unit diagonal entry so both halves stack
-        A = jnp.pad(A, ((0, 1), (0, 1))) + jnp.zeros((n2, n2), L.dtype).at[n1, n1].set(1)
+        A = jnp.pad(A, ((0, 1), (0, 1))).at[n1, n1].set(1)
     halves = _upper_inverse(jnp.stack([A, C]))
     grams = halves @ jnp.swapaxes(halves, -1, -2)
     Ua, Uc = halves[0, :n1, :n1], halves[1]
@@ -207,8 +211,7 @@ def _gaussian_log_density_jvp(primals, tangents):
     # solve: that solve would be independent of the inverse's, and two batched
     # LAPACK calls at once can deadlock jaxlib (see _inverse_from_factor).
     w = _apply_lower_inverse(blocks, r)
-    n = r.shape[-1]
-    value = -0.5 * jnp.dot(w, w) - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * math.log(2 * math.pi)
+    value = _log_density_value(L, w)
     alpha = _apply_upper_inverse(blocks, w)
     dvalue = 0.5 * (alpha @ dK @ alpha - jnp.sum(K_inv * dK)) - jnp.dot(alpha, dr)
     return value, dvalue

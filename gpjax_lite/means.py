@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 
-import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 

@@ -27,7 +27,7 @@ from jaxtyping import Array, Float
 from .._checks import check_positive
 from ..parameters import positive_field
 from .base import Kernel
-from .stationary import check_lengthscale_dim, constant_diagonal, safe_sqrt
+from .stationary import check_lengthscale_dim, constant_diagonal, inverse_squares, safe_sqrt
 
 
 class Periodic(Kernel):
@@ -67,7 +67,7 @@ class Periodic(Kernel):
 
     def _cross(self, X, Y):
         X, Y = self._select(X), self._select(Y)
-        weights = jnp.broadcast_to(self.lengthscale ** -2.0, X.shape[1:])
+        weights = inverse_squares(self.lengthscale, X.shape[1])
         centre = jnp.mean(X, axis=0)
         F = _phase_features(X, centre, self.period) * jnp.concatenate([weights, weights])
         G = _phase_features(Y, centre, self.period)

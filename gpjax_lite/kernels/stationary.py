@@ -135,9 +135,14 @@ def constant_diagonal(variance, X: Float[Array, "n d"]) -> Float[Array, " n"]:
     return jnp.broadcast_to(variance, X.shape[:1]).astype(jnp.result_type(variance, X))
 
 
+def inverse_squares(lengthscale, d: int) -> Float[Array, " d"]:
+    """``1 / ℓ_k²`` for each of the ``d`` active columns (a scalar ``ℓ`` is shared)."""
+    return jnp.broadcast_to(jnp.asarray(lengthscale) ** -2.0, (d,))
+
+
 def scaled_sq_dist_by_column(X, Y, lengthscale) -> Float[Array, "n m"]:
     """Squared distances ``Σ_k (x_k - y_k)² / ℓ_k²``, one fused ``n × m`` pass per column (exact)."""
-    weights = jnp.broadcast_to(jnp.asarray(lengthscale) ** -2.0, X.shape[1:])
+    weights = inverse_squares(lengthscale, X.shape[1])
 
     def column(k):
         return weights[k] * (X[:, k, None] - Y[None, :, k]) ** 2
