@@ -108,3 +108,45 @@ def check_kernel_and_mean(kernel, mean) -> None:
         raise TypeError(f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(kernel).__name__}.")
     if not callable(mean):
         raise TypeError(f"`mean` must be callable on one point, got {type(mean).__name__}.")
+
+
+def check_key(key, name: str = "key") -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``key`` is one JAX PRNG key.
+
+    Accepted: a typed key (``jax.random.key(0)``, shape ``()``) or a legacy raw
+    key (``jax.random.PRNGKey(0)``, a ``uint32`` array of shape ``(2,)``).
+    Checked before any factorisation, so a bad key never costs a Cholesky.
+    """
+    if isinstance(key, (jax.Array, np.ndarray)) or isinstance(key, jax.core.Tracer):
+        dtype = key.dtype
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            if key.shape == ():
+                return
+        elif dtype == jnp.uint32 and key.shape == (2,):
+            return
+    raise TypeError(
+        f"`{name}` must be a single JAX PRNG key (`jax.random.key(0)`), got "
+        f"{type(key).__name__}"
+        + (f" of dtype {key.dtype} and shape {key.shape}" if hasattr(key, "shape") else "")
+        + "."
+    )
+
+
+def evaluate_mean(mean, X) -> jax.Array:
+    """``m(X)``: the mean function on every row of ``X`` ``(n, d)``, checked to be ``(n,)``.
+
+    Shapes are static, so a mean whose ``__call__`` returns anything but a
+    scalar per point is a ``ValueError`` naming ``mean``, under ``jit`` too.
+    """
+    values = jax.vmap(mean)(X)
+    if values.shape != X.shape[:1]:
+        raise ValueError(
+            f"`mean` must return a scalar for one point of shape ({X.shape[1]},), but "
+            f"{type(mean).__name__} returned shape {values.shape[1:]} per point."
+        )
+    if not jnp.issubdtype(values.dtype, jnp.floating):
+        raise TypeError(
+            f"`mean` must return a real floating-point scalar, got dtype {values.dtype}."
+        )
+    check_finite("mean", values)
+    return values

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -75,9 +76,16 @@ def cholesky(K: Float[Array, "n n"], *, what: str = "the covariance matrix") -> 
 
 
 def raise_if_not_finite(value, what: str) -> None:
-    """Eager-mode guard: raise :class:`CholeskyError` if a concrete ``value`` holds NaN/inf."""
-    if is_concrete(value) and not bool(jnp.all(jnp.isfinite(value))):
-        dtype = jnp.result_type(value)
+    """Eager-mode guard: raise :class:`CholeskyError` if a concrete ``value`` holds NaN/inf.
+
+    ``value`` is an array or a pytree of them (a solver's state, say); only its
+    floating-point leaves are inspected.
+    """
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(value) if eqx.is_inexact_array(leaf)]
+    if not leaves or not all(is_concrete(leaf) for leaf in leaves):
+        return
+    if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
+        dtype = jnp.result_type(leaves[0])
         raise CholeskyError(
             f"The Cholesky factorisation of {what} failed: it is not positive definite in "
             f"{dtype}. Increase the observation `noise` (or the `jitter`), shorten very "

@@ -38,14 +38,22 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from .._checks import as_float_array, as_inputs, as_targets, check_positive, check_kernel_and_mean
+from .._checks import (
+    as_float_array,
+    as_inputs,
+    as_targets,
+    check_kernel_and_mean,
+    check_positive,
+    evaluate_mean,
+)
 from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
 from ..parameters import positive_field
+from ..posterior import AbstractPosterior
 from ._common import (
     LOG_2PI,
     cast_weak_leaves,
@@ -133,7 +141,7 @@ class SGPR(eqx.Module):
         sigma = jnp.sqrt(self.noise)
 
         def pass_over(Xc, yc, w):
-            r = (yc - jax.vmap(self.mean)(Xc)) * w
+            r = (yc - evaluate_mean(self.mean, Xc)) * w
             A = solve_lower(L, self.kernel.cross(Z, Xc)) * (w / sigma)
             return {
                 "AAT": A @ A.T,
@@ -207,8 +215,11 @@ def sgpr_elbo(model: SGPR, X, y) -> Float[Array, ""]:
     return model.elbo(X, y)
 
 
-class SGPRPosterior(eqx.Module):
+class SGPRPosterior(AbstractPosterior):
     """The SGPR approximate posterior (Titsias' optimal ``q(u)``), built by :meth:`SGPR.condition`.
+
+    ``predict`` (chunked over test points), ``sample`` and ``__call__`` are
+    those of :class:`~gpjax_lite.posterior.AbstractPosterior`.
 
     Attributes:
         model: the conditioned :class:`SGPR`.
@@ -226,7 +237,7 @@ class SGPRPosterior(eqx.Module):
         """Whether both factorisations succeeded (all finite); usable under ``jit``."""
         return jnp.all(jnp.isfinite(self.cholesky_factor)) & jnp.all(jnp.isfinite(self.cholesky_factor_b))
 
-    def _inputs(self, Xt):
+    def _check_test_inputs(self, Xt):
         Xt = as_inputs("Xt", Xt)
         check_columns("Xt", Xt, self.model.inducing_inputs)
         return Xt
@@ -235,33 +246,18 @@ class SGPRPosterior(eqx.Module):
         Z = self.model.inducing_inputs
         t1 = solve_lower(self.cholesky_factor, self.model.kernel.cross(Z, Xt))
         t2 = solve_lower(self.cholesky_factor_b, t1)
-        mean = jax.vmap(self.model.mean)(Xt) + t2.T @ self.c
+        mean = evaluate_mean(self.model.mean, Xt) + t2.T @ self.c
         return mean, t1, t2
 
-    def __call__(self, Xt) -> MultivariateNormal:
-        """The joint approximate posterior of ``f`` at ``Xt``: ``(t,)`` mean, ``(t, t)`` covariance."""
-        mean, cov = _joint(self, self._inputs(Xt))
+    def _latent_moments(self, Xt):
+        return _predict(self, Xt)
+
+    def _latent_distribution(self, Xt):
+        mean, cov = _joint(self, Xt)
         return MultivariateNormal(mean, cov, jitter=self.model.jitter)
 
-    def predict(self, Xt, include_noise=False):
-        """Predictive mean and marginal variance at ``Xt``, each ``(t,)``; no ``(t, t)`` matrix.
-
-        Args:
-            Xt: test inputs ``(t,)`` or ``(t, d)``; processed in chunks of the
-                model's ``chunk_size``.
-            include_noise: add the observation noise ``σ²`` to the variance.
-
-        Returns:
-            ``(mean, variance)``; the variance is clamped at 0 against round-off.
-        """
-        mean, var = _predict(self, self._inputs(Xt))
-        if include_noise:
-            var = var + self.model.noise
-        return mean, var
-
-    def sample(self, key: PRNGKeyArray, Xt, num_samples: int = 1) -> Float[Array, "s t"]:
-        """Joint draws of ``f`` at ``Xt``, shape ``(num_samples, t)``."""
-        return self(Xt).sample(key, num_samples)
+    def _observation_noise(self):
+        return self.model.noise
 
 
 @eqx.filter_jit
@@ -269,7 +265,7 @@ def _predict(post, Xt):
     def one_chunk(Xc):
         mean, t1, t2 = post._project(Xc)
         var = post.model.kernel.diag(Xc) - jnp.sum(t1**2, axis=0) + jnp.sum(t2**2, axis=0)
-        return mean, jnp.maximum(var, 0.0)
+        return mean, var
 
     return chunked_map(one_chunk, Xt, post.model.chunk_size)
 

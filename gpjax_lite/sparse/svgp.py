@@ -40,11 +40,20 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._checks import as_float_array, as_inputs, as_targets, check_positive, is_concrete, check_kernel_and_mean
+from .._checks import (
+    as_float_array,
+    as_inputs,
+    as_targets,
+    check_kernel_and_mean,
+    check_positive,
+    evaluate_mean,
+    is_concrete,
+)
 from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cho_solve, cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
+from ..posterior import AbstractPosterior
 from ..parameters import (
     from_unconstrained,
     positive_field,
@@ -69,7 +78,7 @@ from ._common import (
 from .sgpr import DEFAULT_CHUNK_SIZE, SGPR
 
 
-class SVGP(eqx.Module):
+class SVGP(AbstractPosterior):
     """Stochastic variational GP with a whitened Gaussian ``q(u)`` and Gaussian noise.
 
     ``SVGP(kernel, inducing_inputs, mean=Zero(), noise=1e-2, *, q_mu=None, q_sqrt=None)``
@@ -145,7 +154,7 @@ class SVGP(eqx.Module):
         """``μ_f`` and ``v_f`` of ``q(f)`` at the rows of ``Xb`` (no clamping)."""
         A = solve_lower(L, self.kernel.cross(self.inducing_inputs, Xb))  # (m, b)
         LsT_A = jnp.tril(self.q_sqrt).T @ A
-        mean = jax.vmap(self.mean)(Xb) + A.T @ self.q_mu
+        mean = evaluate_mean(self.mean, Xb) + A.T @ self.q_mu
         var = self.kernel.diag(Xb) - jnp.sum(A**2, axis=0) + jnp.sum(LsT_A**2, axis=0)
         return mean, var
 
@@ -197,26 +206,21 @@ class SVGP(eqx.Module):
         return value
 
     # ------------------------------------------------------------- predictions
-    def predict(self, Xt, include_noise=False):
-        """Mean and marginal variance of ``q(f)`` at ``Xt``, each ``(t,)`` (chunked; no ``(t, t)``).
+    # ``predict(Xt, include_noise=False)`` (chunked; no ``(t, t)`` matrix),
+    # ``sample`` and ``__call__`` (the joint ``q(f)``,
+    # ``N(μ_f, k(X*, X*) - AᵀA + AᵀSA)``) come from AbstractPosterior.
+    def _check_test_inputs(self, Xt):
+        return self._inputs("Xt", Xt)
 
-        Args:
-            Xt: test inputs ``(t,)`` or ``(t, d)``.
-            include_noise: add ``σ²`` to the variance (the predictive of a new ``y``).
-        """
-        mean, var = _predict(self, self._inputs("Xt", Xt))
-        if include_noise:
-            var = var + self.noise
-        return mean, var
+    def _latent_moments(self, Xt):
+        return _predict(self, Xt)
 
-    def __call__(self, Xt) -> MultivariateNormal:
-        """The joint ``q(f)`` at ``Xt``: ``N(μ_f, k(X*, X*) - AᵀA + AᵀSA)``, ``(t, t)`` covariance."""
-        mean, cov = _joint(self, self._inputs("Xt", Xt))
+    def _latent_distribution(self, Xt):
+        mean, cov = _joint(self, Xt)
         return MultivariateNormal(mean, cov, jitter=self.jitter)
 
-    def sample(self, key: PRNGKeyArray, Xt, num_samples: int = 1) -> Float[Array, "s t"]:
-        """Joint draws of ``f`` at ``Xt`` under ``q``, shape ``(num_samples, t)``."""
-        return self(Xt).sample(key, num_samples)
+    def _observation_noise(self):
+        return self.noise
 
     # ------------------------------------------------------ closed-form q(v)
     def with_optimal_variational(self, X, y) -> "SVGP":
@@ -253,11 +257,7 @@ def _expected_log_likelihood(model, X, y):
 def _predict(model, Xt):
     L = inducing_cholesky(model.kernel, model.inducing_inputs, model.jitter)
 
-    def one_chunk(Xc):
-        mean, var = model._marginals(L, Xc)
-        return mean, jnp.maximum(var, 0.0)
-
-    return chunked_map(one_chunk, Xt, model.chunk_size)
+    return chunked_map(lambda Xc: model._marginals(L, Xc), Xt, model.chunk_size)
 
 
 @eqx.filter_jit
@@ -265,7 +265,7 @@ def _joint(model, Xt):
     L = inducing_cholesky(model.kernel, model.inducing_inputs, model.jitter)
     A = solve_lower(L, model.kernel.cross(model.inducing_inputs, Xt))
     LsT_A = jnp.tril(model.q_sqrt).T @ A
-    mean = jax.vmap(model.mean)(Xt) + A.T @ model.q_mu
+    mean = evaluate_mean(model.mean, Xt) + A.T @ model.q_mu
     return mean, model.kernel.gram(Xt) - A.T @ A + LsT_A.T @ LsT_A
 
 
