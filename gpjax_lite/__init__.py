@@ -11,7 +11,7 @@ from .fit import FitResult, fit
 from .gp import GP, Posterior
 from .linalg import CholeskyError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "GP",

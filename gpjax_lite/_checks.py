@@ -150,3 +150,43 @@ def evaluate_mean(mean, X) -> jax.Array:
         )
     check_finite("mean", values)
     return values
+
+
+def check_jitter(jitter) -> None:
+    """``jitter`` must be ``None`` or a non-negative, finite real number (a static setting).
+
+    Raises:
+        TypeError: for a non-numeric jitter (a string, a bool, an array).
+        ValueError: for a negative or non-finite jitter.
+    """
+    if jitter is None:
+        return
+    if isinstance(jitter, (bool, np.bool_)) or not isinstance(jitter, (int, float, np.floating, np.integer)):
+        raise TypeError(f"`jitter` must be None or a real number, got {jitter!r}.")
+    if not (np.isfinite(jitter) and jitter >= 0):
+        raise ValueError(f"`jitter` must be non-negative and finite, got {jitter!r}.")
+
+
+def as_real_array(name: str, value) -> jax.Array:
+    """``value`` as a real floating-point JAX array; ``TypeError`` naming ``name`` otherwise.
+
+    Integers become the default float type; complex, boolean, string and object
+    values (and ragged lists) are rejected, so nothing non-numeric reaches JAX.
+    """
+    if isinstance(value, jax.core.Tracer):
+        array = value
+    else:
+        try:
+            array = jnp.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"`{name}` must be a real numeric array, got {type(value).__name__} ({error})."
+            ) from error
+    dtype = array.dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating) or jnp.issubdtype(dtype, jnp.bool_):
+        raise TypeError(f"`{name}` must be real-valued, got dtype {dtype}.")
+    if not jnp.issubdtype(dtype, jnp.number):
+        raise TypeError(f"`{name}` must be a real numeric array, got dtype {dtype}.")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        array = array.astype(jnp.result_type(float))
+    return array

@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._module import Module
-from ._checks import check_finite
+from ._checks import as_real_array, check_finite, check_jitter
 from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, raise_if_not_finite
 
 
@@ -29,11 +29,17 @@ class MultivariateNormal(Module):
             since the round-off in its covariance is relative to that.
 
     Raises:
-        ValueError: if ``mean`` is not ``(n,)`` or ``covariance_matrix`` is not ``(n, n)``.
+        TypeError: if ``mean`` or ``covariance_matrix`` is not a real numeric
+            array (lists and integers are converted), or ``jitter`` is not a number.
+        ValueError: if ``mean`` is not ``(n,)`` or ``covariance_matrix`` is not
+            ``(n, n)``, either holds NaN/inf (concrete values only), or
+            ``jitter`` is negative or not finite.
     """
 
-    mean: Float[Array, " n"]
-    covariance_matrix: Float[Array, "n n"]
+    mean: Float[Array, " n"] = eqx.field(converter=lambda v: as_real_array("mean", v))
+    covariance_matrix: Float[Array, "n n"] = eqx.field(
+        converter=lambda v: as_real_array("covariance_matrix", v)
+    )
     jitter: float | None = eqx.field(default=None, static=True)
     jitter_scale: Float[Array, ""] | None = None
 
@@ -44,6 +50,10 @@ class MultivariateNormal(Module):
                 "`mean` must be (n,) and `covariance_matrix` (n, n); got shapes "
                 f"{jnp.shape(self.mean)} and {jnp.shape(self.covariance_matrix)}."
             )
+        # Otherwise NaN surfaces later as a misleading CholeskyError.
+        check_finite("mean", self.mean)
+        check_finite("covariance_matrix", self.covariance_matrix)
+        check_jitter(self.jitter)
 
     def covariance(self) -> Float[Array, "n n"]:
         """The ``(n, n)`` covariance matrix."""

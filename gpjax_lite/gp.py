@@ -36,6 +36,7 @@ from ._checks import (
     as_targets,
     check_key,
     check_kernel_and_mean,
+    check_jitter,
     check_positive,
     evaluate_mean,
 )
@@ -92,6 +93,7 @@ class GP(Module):
                 f"`noise` must be a scalar or have shape (n,), got shape {jnp.shape(self.noise)}."
             )
         check_positive("noise", self.noise)
+        check_jitter(self.jitter)
 
     # ------------------------------------------------------------------ helpers
     def _inputs(self, X, name: str = "X") -> Float[Array, "n d"]:
