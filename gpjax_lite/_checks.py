@@ -60,42 +60,40 @@ def check_finite(name: str, value) -> None:
 
 def as_inputs(name: str, X) -> jax.Array:
     """Return inputs as a 2-D ``(n, d)`` array; a 1-D ``(n,)`` array is read as ``(n, 1)``."""
-    X = jnp.asarray(X)
+    X = as_real_array(name, X)
     if X.ndim == 1:
         X = X[:, None]
     elif X.ndim != 2:
         raise ValueError(
             f"`{name}` must have shape (n,) or (n, d), got an array of shape {X.shape}."
         )
-    if not jnp.issubdtype(X.dtype, jnp.inexact):
-        X = X.astype(jnp.result_type(float))
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one point with at least one column, got shape {X.shape}."
+        )
     check_finite(name, X)
     return X
 
 
 def as_point(name: str, x) -> jax.Array:
     """Return a single input point as a 1-D ``(d,)`` array; a scalar is read as ``(1,)``."""
-    x = jnp.asarray(x)
+    x = as_real_array(name, x)
     if x.ndim == 0:
         x = x[None]
-    elif x.ndim != 1:
+    elif x.ndim != 1 or x.shape[0] == 0:
         raise ValueError(f"`{name}` must be a scalar or a point of shape (d,), got shape {x.shape}.")
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        x = x.astype(jnp.result_type(float))
     return x
 
 
 def as_targets(name: str, y, n: int) -> jax.Array:
     """Return observed targets as a 1-D ``(n,)`` array matching ``n`` inputs."""
-    y = jnp.asarray(y)
+    y = as_real_array(name, y)
     if y.ndim != 1:
         raise ValueError(f"`{name}` must be 1-D with shape (n,), got shape {y.shape}.")
     if y.shape[0] != n:
         raise ValueError(
             f"`{name}` has {y.shape[0]} entries but `X` has {n} rows: shapes must agree."
         )
-    if not jnp.issubdtype(y.dtype, jnp.inexact):
-        y = y.astype(jnp.result_type(float))
     check_finite(name, y)
     return y
 

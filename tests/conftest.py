@@ -4,7 +4,9 @@
   on small CI machines.
 * 64-bit JAX for the whole session: float64 checks are tight; float32 tests pass
   explicit float32 arrays (Python-float hyperparameters are weakly typed, so they
-  do not promote float32 inputs).
+  do not promote float32 inputs). ``JAX_ENABLE_X64=0`` runs the session in
+  float32 mode instead (a CI pass); tests marked ``@pytest.mark.x64`` need
+  float64 and skip themselves there.
 * Hypothesis profiles: "default" (30 examples) and "ci" (fewer, derandomised),
   picked by the ``CI`` environment variable or ``HYPOTHESIS_PROFILE``.
 * Tests marked ``@pytest.mark.gpu`` (or using the ``gpu`` fixture) are skipped
@@ -19,7 +21,9 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+#: 64-bit JAX unless the run asks for float32 mode (`JAX_ENABLE_X64=0`, a CI pass).
+X64 = os.environ.get("JAX_ENABLE_X64", "1").lower() not in ("0", "false")
+jax.config.update("jax_enable_x64", X64)
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -50,6 +54,8 @@ def on_gpu() -> bool:
 def pytest_runtest_setup(item):
     if item.get_closest_marker("gpu") is not None and not on_gpu():
         pytest.skip("needs an accelerator: JAX sees only a CPU")
+    if item.get_closest_marker("x64") is not None and not X64:
+        pytest.skip("needs float64: this run has 64-bit JAX off (JAX_ENABLE_X64=0)")
 
 
 @pytest.fixture

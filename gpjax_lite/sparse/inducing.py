@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_inputs
+from .._checks import as_inputs, check_key
 from ._common import as_int
 
 
 def inducing_subset(key: PRNGKeyArray, X, num_inducing: int) -> Float[Array, "m d"]:
     """``num_inducing`` distinct rows of ``X`` drawn uniformly at random, ``(m, d)``."""
+    check_key(key)
     X = as_inputs("X", X)
     m = as_int("num_inducing", num_inducing, minimum=1, maximum=X.shape[0])
     idx = jax.random.choice(key, X.shape[0], (m,), replace=False)
@@ -31,7 +32,13 @@ def inducing_kmeans(
     first subsampled (uniformly, with replacement, ``O(max_points)``). Cost
     ``O(num_iters · max_points · m · d)``. Usually a better start than
     :func:`inducing_subset`: the centres spread over where the data are.
+
+    Raises:
+        TypeError: if ``key`` is not a PRNG key, or ``X`` is not real numeric.
+        ValueError: for mis-shaped or non-finite ``X``, or integer arguments
+            out of range.
     """
+    check_key(key)
     X = as_inputs("X", X)
     m = as_int("num_inducing", num_inducing, minimum=1, maximum=X.shape[0])
     num_iters = as_int("num_iters", num_iters, minimum=0)

@@ -33,6 +33,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .._checks import as_real_array, check_finite
+
 __all__ = [
     "data_mesh",
     "auto_mesh",
@@ -156,10 +158,18 @@ def batched_log_marginal_likelihood(model, X, y, *, mesh: Mesh | None = None):
 
     Returns:
         ``(B,)`` log marginal likelihoods.
+
+    Raises:
+        TypeError: for non-numeric or complex ``X``/``y``.
+        ValueError: for mis-shaped ``X``/``y`` or NaN/inf in them.
     """
-    X, y = jax.numpy.asarray(X), jax.numpy.asarray(y)
+    X, y = as_real_array("X", X), as_real_array("y", y)
     if X.ndim not in (2, 3):
         raise ValueError(f"`X` must have shape (B, n) or (B, n, d), got {X.shape}.")
     if y.ndim != 2 or y.shape != X.shape[:2]:
         raise ValueError(f"`y` must have shape (B, n) = {X.shape[:2]}, got {y.shape}.")
+    # Inside the vmapped call the data are tracers, so the model's own checks
+    # cannot see NaN: check the whole batch here, once.
+    check_finite("X", X)
+    check_finite("y", y)
     return map_batch(_log_marginal_likelihood, model, X, y, mesh=mesh, in_axes=(None, 0, 0))
