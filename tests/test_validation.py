@@ -1,0 +1,232 @@
+"""One validation layer: every public entry point rejects each kind of bad input the same way.
+
+Convention (docs/errors.md): a wrong type is a ``TypeError``, a wrong value or
+shape a ``ValueError``, naming the argument as the user wrote it, raised before
+any compiled work.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gpjax_lite as gl
+from gpjax_lite import kernels, sparse
+
+N = 12
+X = jnp.linspace(0.0, 3.0, N)
+Y = jnp.sin(X)
+Z = jnp.linspace(0.0, 3.0, 4)
+KEY = jax.random.key(0)
+GP = gl.GP(kernels.Matern52(), noise=0.1)
+POST = GP.condition(X, Y)
+SGPR = sparse.SGPR(kernels.RBF(), Z, noise=0.1)
+SVGP = sparse.SVGP(kernels.RBF(), Z, noise=0.1)
+
+
+def _inputs_entry_points():
+    """``(label, call(X_like))`` for every entry point taking training or test inputs."""
+    return [
+        ("gram", "X", lambda A: kernels.RBF().gram(A)),
+        ("cross", "X", lambda A: kernels.RBF().cross(A, X)),
+        ("diag", "X", lambda A: kernels.RBF().diag(A)),
+        ("GP.prior", "X", lambda A: GP.prior(A)),
+        ("GP.sample", "X", lambda A: GP.sample(KEY, A)),
+        ("GP.lml", "X", lambda A: GP.log_marginal_likelihood(A, Y)),
+        ("GP.condition", "X", lambda A: GP.condition(A, Y)),
+        ("Posterior.predict", "Xt", lambda A: POST.predict(A)),
+        ("Posterior.__call__", "Xt", lambda A: POST(A)),
+        ("Posterior.sample", "Xt", lambda A: POST.sample(KEY, A)),
+        ("fit", "X", lambda A: gl.fit(GP, A, Y, num_steps=2)),
+        ("SGPR.elbo", "X", lambda A: SGPR.elbo(A, Y)),
+        ("SVGP.elbo", "X", lambda A: SVGP.elbo(A, Y)),
+        ("SVGP.predict", "Xt", lambda A: SVGP.predict(A)),
+        ("inducing_kmeans", "X", lambda A: sparse.inducing_kmeans(KEY, A, 2)),
+    ]
+
+
+ENTRY_POINTS = _inputs_entry_points()
+IDS = [label for label, _, _ in ENTRY_POINTS]
+
+BAD_TYPES = {
+    "complex": X + 0j,
+    "bool": X > 1.0,
+    "str": "abc",
+    "none": None,
+    "ragged": [[1.0, 2.0], [3.0]],
+    "object": np.array([1.0, "a"], dtype=object),
+}
+BAD_VALUES = {
+    "no-columns": jnp.zeros((N, 0)),
+    "no-rows": jnp.zeros((0, 1)),
+    "rank-3": jnp.zeros((N, 1, 1)),
+    "nan": X.at[3].set(jnp.nan),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_TYPES))
+@pytest.mark.parametrize("label,name,call", ENTRY_POINTS, ids=IDS)
+def test_inputs_of_a_wrong_type_are_a_type_error_naming_them(label, name, call, kind):
+    with pytest.raises(TypeError, match=f"`{name}`"):
+        call(BAD_TYPES[kind])
+
+
+@pytest.mark.parametrize("kind", list(BAD_VALUES))
+@pytest.mark.parametrize("label,name,call", ENTRY_POINTS, ids=IDS)
+def test_inputs_of_a_wrong_value_are_a_value_error_naming_them(label, name, call, kind):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        call(BAD_VALUES[kind])
+
+
+TARGET_ENTRY_POINTS = [
+    ("GP.lml", lambda b: GP.log_marginal_likelihood(X, b)),
+    ("GP.condition", lambda b: GP.condition(X, b)),
+    ("fit", lambda b: gl.fit(GP, X, b, num_steps=2)),
+    ("SGPR.elbo", lambda b: SGPR.elbo(X, b)),
+    ("SVGP.elbo", lambda b: SVGP.elbo(X, b)),
+    ("batched_lml", lambda b: sparse.sharding.batched_log_marginal_likelihood(GP, X[None], b[None])),
+]
+
+
+@pytest.mark.parametrize("label,call", TARGET_ENTRY_POINTS, ids=[t[0] for t in TARGET_ENTRY_POINTS])
+def test_targets_complex_is_a_type_error_and_nan_a_value_error(label, call):
+    with pytest.raises(TypeError, match="`y`"):
+        call(Y + 0j)
+    with pytest.raises(ValueError, match="`y`"):
+        call(Y.at[0].set(jnp.nan))
+
+
+def test_batched_log_marginal_likelihood_rejects_nan_inputs():
+    with pytest.raises(ValueError, match="`X`"):
+        sparse.sharding.batched_log_marginal_likelihood(GP, X.at[2].set(jnp.nan)[None], Y[None])
+
+
+BAD_KEYS = {
+    "int": 0,
+    "none": None,
+    "float-array": jnp.zeros(2),
+    "batch-of-keys": jax.random.split(KEY, 3),
+    "raw-batch": jax.random.split(jax.random.PRNGKey(0), 3),
+}
+KEY_ENTRY_POINTS = [
+    ("GP.sample", lambda k: GP.sample(k, X)),
+    ("Posterior.sample", lambda k: POST.sample(k, X)),
+    ("SGPRPosterior.sample", lambda k: SGPR.condition(X, Y).sample(k, X)),
+    ("SVGP.sample", lambda k: SVGP.sample(k, X)),
+    ("inducing_subset", lambda k: sparse.inducing_subset(k, X, 3)),
+    ("inducing_kmeans", lambda k: sparse.inducing_kmeans(k, X, 3)),
+]
+
+
+@pytest.mark.parametrize("kind", list(BAD_KEYS))
+@pytest.mark.parametrize("label,call", KEY_ENTRY_POINTS, ids=[k[0] for k in KEY_ENTRY_POINTS])
+def test_a_key_that_is_not_one_prng_key_is_a_type_error(label, call, kind):
+    with pytest.raises(TypeError, match="`key`"):
+        call(BAD_KEYS[kind])
+
+
+@pytest.mark.parametrize("label,call", KEY_ENTRY_POINTS, ids=[k[0] for k in KEY_ENTRY_POINTS])
+def test_both_kinds_of_prng_key_are_accepted(label, call):
+    assert np.all(np.isfinite(np.asarray(call(jax.random.key(1)))))
+    assert np.all(np.isfinite(np.asarray(call(jax.random.PRNGKey(1)))))
+
+
+def test_key_is_checked_before_any_factorisation():
+    # An indefinite prior covariance would raise CholeskyError if sampling got that far.
+    gp = gl.GP(kernels.RBF(lengthscale=1e6), jitter=0.0)
+    with pytest.raises(TypeError, match="`key`"):
+        gp.sample(None, jnp.linspace(0.0, 1.0, 50))
+
+
+class VectorMean(gl.means.MeanFunction):
+    def __call__(self, x):
+        return jnp.zeros((1,), x.dtype)
+
+
+MEAN_ENTRY_POINTS = [
+    ("GP.lml", lambda: gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood(X, Y)),
+    ("GP.prior", lambda: gl.GP(kernels.RBF(), VectorMean()).prior(X)),
+    ("GP.lml-jit", lambda: jax.jit(gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood)(X, Y)),
+    ("SGPR.elbo", lambda: sparse.SGPR(kernels.RBF(), Z, VectorMean()).elbo(X, Y)),
+    ("SVGP.elbo", lambda: sparse.SVGP(kernels.RBF(), Z, VectorMean()).elbo(X, Y)),
+]
+
+
+@pytest.mark.parametrize("label,call", MEAN_ENTRY_POINTS, ids=[m[0] for m in MEAN_ENTRY_POINTS])
+def test_a_mean_returning_a_vector_is_a_value_error_naming_mean(label, call):
+    # Shapes are static, so this holds under jit too.
+    with pytest.raises(ValueError, match="`mean`"):
+        call()
+
+
+class TestMultivariateNormal:
+    def test_lists_and_integers_are_converted_to_floats(self):
+        d = gl.MultivariateNormal([0, 1], [[2, 0], [0, 3]])
+        assert jnp.issubdtype(d.mean.dtype, jnp.floating)
+        np.testing.assert_allclose(np.asarray(d.variance()), [2.0, 3.0])
+        expected = -0.5 * (1 / 2 + 0 / 3) - 0.5 * np.log(6.0) - np.log(2 * np.pi)
+        np.testing.assert_allclose(float(d.log_prob(jnp.array([1.0, 1.0]))), expected, rtol=1e-12)
+
+    @pytest.mark.parametrize(
+        "mean,cov,error,name",
+        [
+            (1.0, [[1.0]], ValueError, "`mean`"),
+            (["a", "b"], jnp.eye(2), TypeError, "`mean`"),
+            (jnp.zeros(2) + 0j, jnp.eye(2), TypeError, "`mean`"),
+            (jnp.zeros(2), jnp.eye(2) + 0j, TypeError, "`covariance_matrix`"),
+            (jnp.array([jnp.nan, 0.0]), jnp.eye(2), ValueError, "`mean`"),
+            (jnp.zeros(2), jnp.eye(2).at[0, 1].set(jnp.nan), ValueError, "`covariance_matrix`"),
+        ],
+    )
+    def test_bad_inputs(self, mean, cov, error, name):
+        with pytest.raises(error, match=name):
+            gl.MultivariateNormal(mean, cov)
+
+
+@pytest.mark.parametrize(
+    "jitter,error",
+    [(-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("big", TypeError),
+     (True, TypeError), (jnp.ones(2), TypeError)],
+)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda j: gl.GP(kernels.RBF(), jitter=j),
+        lambda j: gl.MultivariateNormal(jnp.zeros(2), jnp.eye(2), jitter=j),
+    ],
+    ids=["GP", "MultivariateNormal"],
+)
+def test_jitter_must_be_a_non_negative_number(make, jitter, error):
+    with pytest.raises(error, match="`jitter`"):
+        make(jitter)
+
+
+def test_chunked_prediction_equals_one_block(monkeypatch):
+    from gpjax_lite.solvers import cholesky
+
+    Xt = jnp.linspace(-1.0, 4.0, 23)
+    whole = POST.predict(Xt)
+    monkeypatch.setattr(cholesky, "PREDICT_CHUNK_SIZE", 5)  # 5 blocks, the last one padded
+    chunked = POST.predict(Xt)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-13, atol=1e-15)
+    assert chunked[0].shape == (23,)
+
+
+@pytest.mark.parametrize("post", [POST, SGPR.condition(X, Y), SVGP], ids=["GP", "SGPR", "SVGP"])
+def test_include_noise_is_written_once_for_every_posterior(post):
+    Xt = jnp.linspace(0.0, 3.0, 7)
+    mean, var = post.predict(Xt)
+    _, with_noise = post.predict(Xt, include_noise=True)
+    np.testing.assert_allclose(np.asarray(with_noise - var), 0.1, rtol=1e-12)
+    per_point = jnp.linspace(0.01, 0.07, 7)
+    _, with_own = post.predict(Xt, include_noise=per_point)
+    np.testing.assert_allclose(np.asarray(with_own - var), np.asarray(per_point), rtol=1e-10)
+    with pytest.raises(TypeError, match="`include_noise`"):
+        post.predict(Xt, include_noise=jnp.asarray(True))
+    with pytest.raises(ValueError, match="`include_noise`"):
+        post.predict(Xt, include_noise=jnp.ones(3))
+    with pytest.raises(ValueError, match="`include_noise`"):
+        post.predict(Xt, include_noise=-jnp.ones(7))
