@@ -274,6 +274,32 @@ def test_hyperparameter_gradients_match_finite_differences(mid, gp, n_params):
     np.testing.assert_allclose(np.asarray(forward), np.asarray(g_flat), rtol=1e-10)
 
 
+@pytest.mark.parametrize("mid, gp, n_params", GRAD_MODELS, ids=[m[0] for m in GRAD_MODELS])
+def test_forward_and_reverse_mode_gradients_agree(mid, gp, n_params):
+    """Both modes go through the custom JVP; in either dtype they agree to round-off
+    (the float64 finite-difference check above is the accuracy test)."""
+    grads, forward, _ = grad_bundle(gp, fd_points(_flat_objective(gp)[1])[0])  # cached program
+    g_flat = np.asarray(ravel_pytree(eqx.filter(grads, eqx.is_inexact_array))[0])
+    assert g_flat.dtype == FLOAT and np.all(np.isfinite(g_flat))
+    scale = np.max(np.abs(g_flat))
+    np.testing.assert_allclose(
+        np.asarray(forward), g_flat, rtol=tol(1e-10, 1e-4), atol=tol(0, 1e-5) * scale
+    )
+
+
+def test_gradient_wrt_targets_closed_form():
+    """``d/dy log N(y | m, A) = -A⁻¹ (y - m)``, ``A = K + σ²I``, in either dtype
+    (the finite-difference test of the input gradient needs float64)."""
+    kernel = gk.RBF(lengthscale=jnp.array([0.7, 1.6]))
+    gp = GP(kernel, mean=Constant(0.2), noise=0.1)
+    g_X, g_y = jax.jit(jax.grad(gp.log_marginal_likelihood, argnums=(0, 1)))(X, Y)
+    assert g_X.shape == (N, D) and g_y.shape == (N,) and g_y.dtype == FLOAT
+    assert np.all(np.isfinite(np.asarray(g_X)))
+    A = np_rbf(X, X, 1.0, [0.7, 1.6]) + 0.1 * np.eye(N)
+    expected = -np.linalg.solve(A, Y - 0.2)
+    np.testing.assert_allclose(np.asarray(g_y), expected, rtol=tol(1e-10, 1e-4), atol=tol(0, 1e-5))
+
+
 def test_gradient_names_each_hyperparameter():
     """Per-field gradients against central differences of the SciPy reference
     (independent of the library's own forward pass)."""
