@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real, UInt32
 
 from ._module import Module
 from ._checks import as_real_array, check_finite, check_jitter
@@ -40,8 +40,8 @@ class MultivariateNormal(Module):
     covariance_matrix: Float[Array, "n n"] = eqx.field(
         converter=lambda v: as_real_array("covariance_matrix", v)
     )
-    jitter: float | None = eqx.field(default=None, static=True)
-    jitter_scale: Float[Array, ""] | None = None
+    jitter: float | int | np.floating | np.integer | None = eqx.field(default=None, static=True)
+    jitter_scale: Real[ArrayLike, ""] | None = None
 
     def __check_init__(self):
         n = jnp.shape(self.mean)
@@ -67,7 +67,9 @@ class MultivariateNormal(Module):
         """The marginal standard deviations, shape ``(n,)``."""
         return jnp.sqrt(self.variance())
 
-    def sample(self, key: PRNGKeyArray, num_samples: int = 1) -> Float[Array, "s n"]:
+    def sample(
+        self, key: PRNGKeyArray | UInt32[np.ndarray, " 2"], num_samples: int | np.integer = 1
+    ) -> Float[Array, "s n"]:
         """``num_samples`` joint draws ``mean + L ε``, ``ε ~ N(0, I)``, shape ``(num_samples, n)``.
 
         ``L`` is the Cholesky factor of the covariance plus jitter (see the
@@ -99,7 +101,7 @@ class MultivariateNormal(Module):
         eps = jax.random.normal(key, (num_samples, self.mean.shape[0]), dtype=L.dtype)
         return self.mean + eps @ L.T
 
-    def log_prob(self, y: Float[Array, " n"]) -> Float[Array, ""]:
+    def log_prob(self, y: ArrayLike) -> Float[Array, ""]:
         """``log N(y | mean, C) = -½ rᵀC⁻¹r - ½ log|C| - n/2 log 2π``, ``r = y - mean``.
 
         One Cholesky factorisation, no jitter.

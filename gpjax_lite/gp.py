@@ -27,9 +27,12 @@ the same to round-off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+import numpy as np
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, UInt32
 
 from ._checks import (
     as_inputs,
@@ -76,10 +79,12 @@ class GP(Module):
     """
 
     kernel: Kernel
-    mean: eqx.Module = eqx.field(default_factory=Zero)
+    mean: Callable[[Float[Array, " d"]], Float[Array, ""]] = eqx.field(default_factory=Zero)
     noise: Float[Array, "*n"] = positive_field(1e-2)
     solver: Solver = eqx.field(default_factory=Cholesky, kw_only=True)
-    jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
+    jitter: float | int | np.floating | np.integer | None = eqx.field(
+        default=None, static=True, kw_only=True
+    )
 
     def __check_init__(self):
         check_kernel_and_mean(self.kernel, self.mean)
@@ -139,7 +144,9 @@ class GP(Module):
         X = self._inputs(X)
         return self.solver.prior(self.kernel, X, evaluate_mean(self.mean, X), self.jitter)
 
-    def sample(self, key: PRNGKeyArray, X, num_samples: int = 1) -> Float[Array, "s n"]:
+    def sample(
+        self, key: PRNGKeyArray | UInt32[np.ndarray, " 2"], X, num_samples: int | np.integer = 1
+    ) -> Float[Array, "s n"]:
         """Joint prior draws of the latent function at ``X``, shape ``(num_samples, n)``.
 
         Args:
@@ -231,7 +238,7 @@ class Posterior(AbstractPosterior):
         """``(K + Σ)⁻¹ (y - m(X))``, ``(n,)`` (dense solver only)."""
         return self.state.alpha
 
-    def is_valid(self) -> Float[Array, ""]:
+    def is_valid(self) -> Bool[Array, ""]:
         """Whether the factorisation succeeded (all finite): a boolean array, usable under ``jit``."""
         return self.state.is_valid()
 

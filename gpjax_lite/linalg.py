@@ -48,7 +48,9 @@ def default_jitter(dtype) -> float:
     return 1e-8 if jnp.finfo(dtype).bits >= 64 else 1e-4
 
 
-def add_jitter(K: Float[Array, "n n"], jitter: float | None = None) -> Float[Array, "n n"]:
+def add_jitter(
+    K: Float[Array, "n n"], jitter: float | int | np.floating | np.integer | None = None
+) -> Float[Array, "n n"]:
     """``K + jitter · mean(diag K) · I``; ``jitter=None`` picks :func:`default_jitter`."""
     if jitter is None:
         jitter = default_jitter(K.dtype)

@@ -24,7 +24,7 @@ import abc
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, UInt32
 
 from ._checks import check_key, check_positive
 from ._module import Module
@@ -121,7 +121,9 @@ class AbstractPosterior(Module):
         """
         return self._latent_distribution(self._check_test_inputs(Xt))
 
-    def sample(self, key: PRNGKeyArray, Xt, num_samples: int = 1) -> Float[Array, "s m"]:
+    def sample(
+        self, key: PRNGKeyArray | UInt32[np.ndarray, " 2"], Xt, num_samples: int | np.integer = 1
+    ) -> Float[Array, "s m"]:
         """Joint posterior draws of the latent function at ``Xt``, shape ``(num_samples, m)``.
 
         Args:

@@ -14,15 +14,35 @@ about 6e-7, so the 35 entries checked per test (n = 7) fail with probability < 3
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 import scipy.stats
 
 import gpjax_lite as gl
 from gpjax_lite import MultivariateNormal
+from gpjax_lite.linalg import default_jitter
 
 N_DRAWS = 20_000
 N_SE = 5.0
+
+#: The session's float dtype: float64, or float32 when 64-bit JAX is off
+#: (``JAX_ENABLE_X64=0``, see conftest.py). NumPy inputs are converted to it.
+FLOAT = jnp.result_type(float)
+X64 = FLOAT == jnp.float64
+
+
+def tol(x64, x32):
+    """A tolerance: ``x64`` in float64; ``x32`` in float32 mode, set by round-off."""
+    return x64 if X64 else x32
+
+
+def type_checked(request) -> bool:
+    """Whether jaxtyping's runtime checker instruments gpjax_lite (the CI pass with
+    ``--jaxtyping-packages=gpjax_lite,beartype.beartype``). An argument of the wrong
+    *type* is then rejected by its annotation, with a ``jaxtyping.TypeCheckError``
+    (a ``TypeError``) naming the parameter, before the library's own check runs."""
+    return bool(request.config.getoption("jaxtyping_packages", None))
 
 
 NDIM = 7  # the same n as the GP sampling tests, so the compiled random kernels are shared
@@ -51,17 +71,19 @@ def assert_moments(samples, mean, cov, n_se=N_SE):
 
 def test_moments_accessors():
     d = MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov()))
-    np.testing.assert_array_equal(np.asarray(d.mean), MEAN)
-    np.testing.assert_array_equal(np.asarray(d.covariance()), make_cov())
-    np.testing.assert_array_equal(np.asarray(d.variance()), np.diag(make_cov()))
-    np.testing.assert_allclose(np.asarray(d.stddev()), np.sqrt(np.diag(make_cov())), rtol=1e-15)
+    stored = lambda a: np.asarray(a, dtype=FLOAT)  # the inputs as held, in the session's dtype
+    np.testing.assert_array_equal(np.asarray(d.mean), stored(MEAN))
+    np.testing.assert_array_equal(np.asarray(d.covariance()), stored(make_cov()))
+    np.testing.assert_array_equal(np.asarray(d.variance()), stored(np.diag(make_cov())))
+    sd = np.sqrt(np.diag(make_cov()))
+    np.testing.assert_allclose(np.asarray(d.stddev()), sd, rtol=tol(1e-15, 2e-7))
 
 
 def test_sample_shape_and_moments():
     d = MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov()))
     samples = d.sample(jax.random.key(0), N_DRAWS)
     assert samples.shape == (N_DRAWS, NDIM)
-    assert samples.dtype == jnp.float64
+    assert samples.dtype == FLOAT
     assert_moments(samples, MEAN, make_cov())
     # The tolerance is tight enough to catch a wrong factor (e.g. L instead of Lᵀ
     # would give L^T L ≠ C; a missing mean shift would miss by ≫ 5 SE).
@@ -82,8 +104,13 @@ def test_sample_is_deterministic_in_key_and_one_sample_default():
 
 
 @pytest.mark.parametrize("bad", [0, -2, 2.5, "3", None, True])
-def test_bad_num_samples_raises(bad):
+def test_bad_num_samples_raises(bad, request):
     d = MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov()))
+    if type_checked(request) and not isinstance(bad, int):
+        # not an int: the annotation `num_samples: int | np.integer` rejects it first
+        with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'num_samples'"):
+            d.sample(jax.random.key(0), bad)
+        return
     with pytest.raises(ValueError, match="num_samples"):
         d.sample(jax.random.key(0), bad)
 
@@ -92,7 +119,8 @@ def test_log_prob_matches_scipy_and_adds_no_jitter():
     d = MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov()))
     ref = scipy.stats.multivariate_normal(MEAN, make_cov())
     for y in np.random.default_rng(0).normal(size=(3, NDIM)):
-        np.testing.assert_allclose(float(d.log_prob(jnp.asarray(y))), ref.logpdf(y), rtol=1e-12)
+        value = d.log_prob(jnp.asarray(y))
+        np.testing.assert_allclose(float(value), ref.logpdf(y), rtol=tol(1e-12, 1e-5))
     # A tiny covariance: any jitter of 1e-8 relative size would change this noticeably.
     tiny = 1e-10 * make_cov()
     d_tiny = MultivariateNormal(jnp.zeros(NDIM), jnp.asarray(tiny))
@@ -100,12 +128,14 @@ def test_log_prob_matches_scipy_and_adds_no_jitter():
     np.testing.assert_allclose(
         float(d_tiny.log_prob(jnp.asarray(y))),
         scipy.stats.multivariate_normal(np.zeros(NDIM), tiny).logpdf(y),
-        rtol=1e-10,
+        rtol=tol(1e-10, 1e-5),
     )
     # jit works on the bound method, and on the module as an argument
-    np.testing.assert_allclose(float(jax.jit(d.log_prob)(jnp.asarray(MEAN))), ref.logpdf(MEAN), rtol=1e-12)
+    rtol = tol(1e-12, 1e-5)
+    jitted = jax.jit(d.log_prob)(jnp.asarray(MEAN))
+    np.testing.assert_allclose(float(jitted), ref.logpdf(MEAN), rtol=rtol)
     via_arg = jax.jit(lambda dist, y: dist.log_prob(y))(d, jnp.asarray(MEAN))
-    np.testing.assert_allclose(float(via_arg), ref.logpdf(MEAN), rtol=1e-12)
+    np.testing.assert_allclose(float(via_arg), ref.logpdf(MEAN), rtol=rtol)
 
 
 @pytest.mark.parametrize("shape", [(NDIM - 1,), (NDIM + 1,), (NDIM, 1), (1, NDIM), ()])
@@ -141,18 +171,20 @@ def test_mismatched_construction_raises(mean_shape, cov_shape):
 
 
 def test_singular_covariance_sampling_uses_jitter():
-    # Rank-1 covariance on integer-valued points: the products are exact in float64,
-    # so without jitter the second Cholesky pivot is exactly zero.
+    # Rank-1 covariance on integer-valued points: the products are exact (in float32
+    # too), so without jitter the second Cholesky pivot is exactly zero.
     x = np.arange(1.0, 13.0)
     C = np.outer(x, x)
     d = MultivariateNormal(jnp.zeros(12), jnp.asarray(C))
     samples = np.asarray(d.sample(jax.random.key(0), 5))
     assert samples.shape == (5, 12) and np.all(np.isfinite(samples))
     # The draws lie (almost exactly) on the line spanned by x: the jitter is
-    # 1e-8 · mean(diag C), so the orthogonal part has std ~ sqrt(1e-8 · mean(x²)).
+    # j · mean(diag C) (the dtype default j: 1e-8 in float64, 1e-4 in float32), so
+    # the orthogonal part has std ~ sqrt(j · mean(x²)).
+    jitter_sd = np.sqrt(default_jitter(FLOAT) * np.mean(x**2))
     proj = np.outer(samples @ x / (x @ x), x)
-    assert np.max(np.abs(samples - proj)) < 6 * np.sqrt(1e-8 * np.mean(x**2))
-    assert np.max(np.abs(samples)) > 100 * np.sqrt(1e-8 * np.mean(x**2))
+    assert np.max(np.abs(samples - proj)) < 6 * jitter_sd
+    assert np.max(np.abs(samples)) > 100 * jitter_sd
     with pytest.raises(gl.CholeskyError, match="jitter"):
         MultivariateNormal(jnp.zeros(12), jnp.asarray(C), jitter=0.0).sample(jax.random.key(0), 1)
 
@@ -172,7 +204,7 @@ def test_jitter_scale_sets_the_absolute_jitter():
     np.testing.assert_allclose(
         float(d_ok.log_prob(jnp.asarray(MEAN))),
         scipy.stats.multivariate_normal(MEAN, make_cov()).logpdf(MEAN),
-        rtol=1e-12,
+        rtol=tol(1e-12, 1e-5),
     )
 
 
@@ -191,6 +223,6 @@ def test_is_a_pytree_through_vmap():
         scipy.stats.multivariate_normal(np.asarray(m), np.asarray(c)).logpdf(np.zeros(NDIM))
         for m, c in zip(means, covs)
     ]
-    np.testing.assert_allclose(np.asarray(batched), expected, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(batched), expected, rtol=tol(1e-12, 1e-5))
     leaves = jax.tree_util.tree_leaves(MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov())))
     assert len(leaves) == 2 and all(eqx.is_array(x) for x in leaves)

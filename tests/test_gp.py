@@ -10,6 +10,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 import scipy.stats
@@ -25,6 +26,25 @@ RNG = np.random.default_rng(20240601)
 X = RNG.uniform(-2.0, 2.0, size=(N, D))
 Y = np.sin(X[:, 0]) + 0.5 * np.cos(2 * X[:, 1]) + 0.1 * RNG.normal(size=N)
 HETERO = RNG.uniform(0.05, 0.3, size=N)
+
+#: The session's float dtype: float64, or float32 when 64-bit JAX is off
+#: (``JAX_ENABLE_X64=0``, see conftest.py). NumPy inputs are converted to it.
+FLOAT = jnp.result_type(float)
+X64 = FLOAT == jnp.float64
+
+
+def tol(x64, x32):
+    """A tolerance: ``x64`` in float64; ``x32`` in float32 mode, set by round-off
+    (eps32 ≈ 1.2e-7 times the conditioning of these small, well-posed problems)."""
+    return x64 if X64 else x32
+
+
+def type_checked(request) -> bool:
+    """Whether jaxtyping's runtime checker instruments gpjax_lite (the CI pass with
+    ``--jaxtyping-packages=gpjax_lite,beartype.beartype``). An argument of the wrong
+    *type* is then rejected by its annotation, with a ``jaxtyping.TypeCheckError``
+    (a ``TypeError``) naming the parameter, before the library's own check runs."""
+    return bool(request.config.getoption("jaxtyping_packages", None))
 
 
 # ------------------------------------------------------------ NumPy references
@@ -141,8 +161,8 @@ def test_lml_matches_scipy_per_kernel(kid, make_kernel, np_gram, noise_kind):
     gp = GP(make_kernel(), mean=Constant(0.7), noise=noise)
     expected = scipy_lml(np_gram(X, X), np.full(N, 0.7), noise)
     value = gp.log_marginal_likelihood(X, Y)
-    assert value.shape == () and value.dtype == jnp.float64
-    np.testing.assert_allclose(float(value), expected, rtol=1e-10)
+    assert value.shape == () and value.dtype == FLOAT
+    np.testing.assert_allclose(float(value), expected, rtol=tol(1e-10, 1e-5))
 
 
 @pytest.mark.parametrize("noise_kind", list(NOISES))
@@ -151,15 +171,17 @@ def test_lml_matches_scipy_per_mean(mid, make_mean, np_mean, noise_kind):
     noise = NOISES[noise_kind]
     gp = GP(gk.RBF(variance=0.9, lengthscale=jnp.array([0.5, 2.0])), mean=make_mean(), noise=noise)
     expected = scipy_lml(np_rbf(X, X, 0.9, [0.5, 2.0]), np_mean(X), noise)
-    np.testing.assert_allclose(float(gp.log_marginal_likelihood(X, Y)), expected, rtol=1e-10)
+    value = gp.log_marginal_likelihood(X, Y)
+    np.testing.assert_allclose(float(value), expected, rtol=tol(1e-10, 1e-5))
 
 
 def test_lml_default_model_and_1d_inputs():
     x = X[:, 0]
     gp = GP(gk.Matern32())  # Zero mean, noise 1e-2 by default
-    assert float(gp.noise) == 1e-2 and isinstance(gp.mean, Zero)
+    assert float(gp.noise) == float(jnp.asarray(1e-2)) and isinstance(gp.mean, Zero)
     expected = scipy_lml(np_matern32(x[:, None], x[:, None]), np.zeros(N), 1e-2)
-    np.testing.assert_allclose(float(gp.log_marginal_likelihood(x, Y)), expected, rtol=1e-10)
+    value = gp.log_marginal_likelihood(x, Y)
+    np.testing.assert_allclose(float(value), expected, rtol=tol(1e-10, 1e-5))
     # (n,) is read as (n, 1)
     assert float(gp.log_marginal_likelihood(x, Y)) == float(gp.log_marginal_likelihood(x[:, None], Y))
 
@@ -170,7 +192,9 @@ def test_prior_moments():
     assert isinstance(prior, gl.MultivariateNormal)
     np.testing.assert_allclose(np.asarray(prior.mean), np.full(N, 0.7))
     # The prior covariance is the Gram matrix itself: no jitter, no noise.
-    np.testing.assert_allclose(np.asarray(prior.covariance()), np_matern52(X, X, 0.6, 0.9), rtol=1e-13)
+    np.testing.assert_allclose(
+        np.asarray(prior.covariance()), np_matern52(X, X, 0.6, 0.9), rtol=tol(1e-13, 1e-5)
+    )
 
 
 # ------------------------------------------------------------------ gradients
@@ -238,6 +262,7 @@ def fd_from_values(values, h):
     return (values[: h.size] - values[h.size :]) / (2 * h)
 
 
+@pytest.mark.x64  # central differences, steps ~1e-5: float32 round-off (eps32/h ~ 1e-2) swamps them
 @pytest.mark.parametrize("mid, gp, n_params", GRAD_MODELS, ids=[m[0] for m in GRAD_MODELS])
 def test_hyperparameter_gradients_match_finite_differences(mid, gp, n_params):
     _, flat = _flat_objective(gp)
@@ -247,6 +272,32 @@ def test_hyperparameter_gradients_match_finite_differences(mid, gp, n_params):
     g_flat = ravel_pytree(eqx.filter(grads, eqx.is_inexact_array))[0]
     np.testing.assert_allclose(np.asarray(g_flat), fd_from_values(values, h), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(np.asarray(forward), np.asarray(g_flat), rtol=1e-10)
+
+
+@pytest.mark.parametrize("mid, gp, n_params", GRAD_MODELS, ids=[m[0] for m in GRAD_MODELS])
+def test_forward_and_reverse_mode_gradients_agree(mid, gp, n_params):
+    """Both modes go through the custom JVP; in either dtype they agree to round-off
+    (the float64 finite-difference check above is the accuracy test)."""
+    grads, forward, _ = grad_bundle(gp, fd_points(_flat_objective(gp)[1])[0])  # cached program
+    g_flat = np.asarray(ravel_pytree(eqx.filter(grads, eqx.is_inexact_array))[0])
+    assert g_flat.dtype == FLOAT and np.all(np.isfinite(g_flat))
+    scale = np.max(np.abs(g_flat))
+    np.testing.assert_allclose(
+        np.asarray(forward), g_flat, rtol=tol(1e-10, 1e-4), atol=tol(0, 1e-5) * scale
+    )
+
+
+def test_gradient_wrt_targets_closed_form():
+    """``d/dy log N(y | m, A) = -A⁻¹ (y - m)``, ``A = K + σ²I``, in either dtype
+    (the finite-difference test of the input gradient needs float64)."""
+    kernel = gk.RBF(lengthscale=jnp.array([0.7, 1.6]))
+    gp = GP(kernel, mean=Constant(0.2), noise=0.1)
+    g_X, g_y = jax.jit(jax.grad(gp.log_marginal_likelihood, argnums=(0, 1)))(X, Y)
+    assert g_X.shape == (N, D) and g_y.shape == (N,) and g_y.dtype == FLOAT
+    assert np.all(np.isfinite(np.asarray(g_X)))
+    A = np_rbf(X, X, 1.0, [0.7, 1.6]) + 0.1 * np.eye(N)
+    expected = -np.linalg.solve(A, Y - 0.2)
+    np.testing.assert_allclose(np.asarray(g_y), expected, rtol=tol(1e-10, 1e-4), atol=tol(0, 1e-5))
 
 
 def test_gradient_names_each_hyperparameter():
@@ -272,6 +323,7 @@ def test_gradient_names_each_hyperparameter():
         np.testing.assert_allclose(float(got), want, rtol=1e-5, err_msg=name)
 
 
+@pytest.mark.x64  # central differences of the gradient with h = 1e-5: float32 round-off swamps them
 @pytest.mark.parametrize("per_point", [False, True], ids=["scalar-noise", "per-point-noise"])
 def test_noise_hessian_matches_finite_difference_of_gradient(per_point):
     kernel = gk.RBF(lengthscale=0.8)
@@ -296,6 +348,7 @@ def test_noise_hessian_matches_finite_difference_of_gradient(per_point):
         np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.x64  # central differences with steps ~1e-5: float32 round-off swamps them
 @pytest.mark.parametrize(
     "kernel",
     [gk.RBF(lengthscale=jnp.array([0.7, 1.6])), gk.Matern52(lengthscale=0.9)],
@@ -329,12 +382,14 @@ def test_gradient_wrt_inputs_and_targets(kernel):
 def test_jit_of_bound_method_and_of_module_argument():
     gp = GP(gk.RBF(lengthscale=0.8), mean=Constant(0.7), noise=0.1)
     eager = float(gp.log_marginal_likelihood(X, Y))
-    np.testing.assert_allclose(float(jax.jit(gp.log_marginal_likelihood)(X, Y)), eager, rtol=1e-12)
+    same, ref = tol(1e-12, 1e-6), tol(1e-10, 1e-5)  # jit vs eager; vs the SciPy reference
+    np.testing.assert_allclose(float(jax.jit(gp.log_marginal_likelihood)(X, Y)), eager, rtol=same)
     # A second model of the same structure with other values gets its own result
     # (no stale cache entry keyed on the model's structure).
     gp2 = GP(gk.RBF(lengthscale=1.7), mean=Constant(-0.2), noise=0.3)
     expected2 = scipy_lml(np_rbf(X, X, 1.0, 1.7), np.full(N, -0.2), 0.3)
-    np.testing.assert_allclose(float(jax.jit(gp2.log_marginal_likelihood)(X, Y)), expected2, rtol=1e-10)
+    jitted2 = jax.jit(gp2.log_marginal_likelihood)(X, Y)
+    np.testing.assert_allclose(float(jitted2), expected2, rtol=ref)
     # The module as a traced argument: one trace for two models of the same structure.
     traces = []
 
@@ -343,8 +398,8 @@ def test_jit_of_bound_method_and_of_module_argument():
         traces.append(None)
         return model.log_marginal_likelihood(X_, y_)
 
-    np.testing.assert_allclose(float(lml(gp, X, Y)), eager, rtol=1e-12)
-    np.testing.assert_allclose(float(lml(gp2, X, Y)), expected2, rtol=1e-10)
+    np.testing.assert_allclose(float(lml(gp, X, Y)), eager, rtol=same)
+    np.testing.assert_allclose(float(lml(gp2, X, Y)), expected2, rtol=ref)
     assert len(traces) == 1
 
 
@@ -356,10 +411,12 @@ def test_vmap_over_datasets_equals_loop():
     batched = jax.jit(jax.vmap(gp.log_marginal_likelihood))(Xb, yb)
     assert batched.shape == (32,)
     loop = [float(gp.log_marginal_likelihood(Xb[i], yb[i])) for i in range(32)]
-    np.testing.assert_allclose(np.asarray(batched), loop, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(batched), loop, rtol=tol(1e-12, 1e-6))
     # and the loop itself is right
     np.testing.assert_allclose(
-        loop[5], scipy_lml(np_matern32(Xb[5], Xb[5], 1.0, [0.7, 1.5]), np.full(N, 0.1), 0.2, yb[5]), rtol=1e-10
+        loop[5],
+        scipy_lml(np_matern32(Xb[5], Xb[5], 1.0, [0.7, 1.5]), np.full(N, 0.1), 0.2, yb[5]),
+        rtol=tol(1e-10, 1e-5),
     )
 
 
@@ -373,10 +430,11 @@ def test_vmap_over_models_equals_loop():
         float(GP(gk.RBF(lengthscale=float(ls)), noise=float(s)).log_marginal_likelihood(X, Y))
         for ls, s in zip(lengthscales, noises)
     ]
-    np.testing.assert_allclose(np.asarray(batched), loop, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(batched), loop, rtol=tol(1e-12, 1e-6))
     assert len(set(np.round(loop, 6))) == len(loop)  # the models really differ
 
 
+@pytest.mark.x64  # compares a float32 model with a float64 one
 def test_float32_agrees_with_float64():
     """Well-conditioned problem: n = 50, noise 0.1, signal variance 1.
 
@@ -443,17 +501,19 @@ def test_prior_sample_shape_and_covariance():
 
 def test_prior_sampling_of_singular_gram_needs_the_jitter():
     # Linear kernel on integer points: K = x xᵀ has rank 1, and every product is
-    # exact in float64, so the second Cholesky pivot is exactly 0 without jitter.
+    # exact (in float32 too), so the second Cholesky pivot is exactly 0 without jitter.
     x = np.arange(1.0, 13.0)
     gp = GP(gk.Linear())
     s = gp.sample(jax.random.key(0), x, 5)
     assert s.shape == (5, 12) and bool(jnp.all(jnp.isfinite(s)))
-    # Draws are multiples of x up to the jitter, 1e-8 · mean(diag K) on the diagonal:
-    # the part orthogonal to x has std sqrt(1e-8 · mean(x²)) ≈ 1.2e-3 per entry.
+    # Draws are multiples of x up to the jitter, j · mean(diag K) on the diagonal (the
+    # dtype default j: 1e-8 in float64, 1e-4 in float32): the part orthogonal to x has
+    # std sqrt(j · mean(x²)) per entry (7.4e-4 in float64).
     s = np.asarray(s)
+    jitter_sd = np.sqrt(gl.linalg.default_jitter(FLOAT) * np.mean(x**2))
     resid = s - np.outer(s @ x / (x @ x), x)
-    assert np.max(np.abs(resid)) < 6 * np.sqrt(1e-8 * np.mean(x**2))
-    assert np.max(np.abs(s)) > 100 * np.sqrt(1e-8 * np.mean(x**2))  # the draws are not ~0
+    assert np.max(np.abs(resid)) < 6 * jitter_sd
+    assert np.max(np.abs(s)) > 100 * jitter_sd  # the draws are not ~0
     with pytest.raises(gl.CholeskyError, match="jitter"):
         GP(gk.Linear(), jitter=0.0).sample(jax.random.key(0), x, 5)
 
@@ -545,12 +605,20 @@ def test_xt_with_other_number_of_columns_raises():
 
 
 @pytest.mark.parametrize("kernel", [lambda x, y: 1.0, "rbf", None, gk.RBF], ids=["lambda", "str", "None", "class"])
-def test_kernel_not_a_kernel_raises_type_error(kernel):
+def test_kernel_not_a_kernel_raises_type_error(kernel, request):
+    if type_checked(request):  # the annotation `kernel: Kernel` rejects it first
+        with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'kernel'"):
+            GP(kernel)
+        return
     with pytest.raises(TypeError, match="`kernel`"):
         GP(kernel)
 
 
-def test_mean_not_callable_raises_type_error():
+def test_mean_not_callable_raises_type_error(request):
+    if type_checked(request):  # the annotation `mean: Callable[...]` rejects it first
+        with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'mean'"):
+            GP(gk.RBF(), mean=0.5)
+        return
     with pytest.raises(TypeError, match="`mean`"):
         GP(gk.RBF(), mean=0.5)
 

@@ -30,6 +30,18 @@ Y = np.sin(X[:, 0]) + 0.5 * np.cos(2 * X[:, 1]) + 0.1 * RNG.normal(size=N)
 XT = RNG.uniform(-2.5, 2.5, size=(M, D))
 HETERO = RNG.uniform(0.05, 0.3, size=N)
 
+#: The session's float dtype: float64, or float32 when 64-bit JAX is off
+#: (``JAX_ENABLE_X64=0``, see conftest.py). NumPy inputs are converted to it.
+FLOAT = jnp.result_type(float)
+X64 = FLOAT == jnp.float64
+
+
+def tol(x64, x32):
+    """A tolerance: ``x64`` in float64; ``x32`` in float32 mode, set by round-off
+    (eps32 ≈ 1.2e-7 times the conditioning of these small, well-posed problems)."""
+    return x64 if X64 else x32
+
+
 
 def _r(A, B, ls):
     diff = (A[:, None, :] - B[None, :, :]) / np.asarray(ls, dtype=float)
@@ -101,7 +113,7 @@ def test_posterior_matches_textbook(kid, make_kernel, np_gram, mean_kind, noise_
     dist = post(XT)
     assert isinstance(dist, gl.MultivariateNormal)
     assert dist.mean.shape == (M,) and dist.covariance().shape == (M, M)
-    tol = dict(rtol=1e-9, atol=1e-11)
+    tol = dict(rtol=1e-9, atol=1e-11) if X64 else dict(rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(dist.mean), mean, **tol)
     np.testing.assert_allclose(np.asarray(dist.covariance()), cov, **tol)
     np.testing.assert_allclose(np.asarray(dist.variance()), np.diag(cov), **tol)
@@ -125,8 +137,12 @@ def test_posterior_stores_one_factorisation():
     post = gp.condition(X, Y)
     A = np_matern32(X, X, 0.7, 0.9) + np.diag(HETERO)
     L = np.asarray(post.cholesky_factor)
-    np.testing.assert_allclose(L, np.linalg.cholesky(A), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(np.asarray(post.alpha), np.linalg.solve(A, Y - 0.7), rtol=1e-10)
+    np.testing.assert_allclose(
+        L, np.linalg.cholesky(A), rtol=tol(1e-12, 1e-5), atol=tol(1e-14, 1e-6)
+    )
+    np.testing.assert_allclose(
+        np.asarray(post.alpha), np.linalg.solve(A, Y - 0.7), rtol=tol(1e-10, 1e-4)
+    )
     assert bool(post.is_valid())
     assert post.prior is gp
     # 1-D test inputs work for 1-D training inputs
@@ -148,7 +164,7 @@ def test_include_noise_argument_checks():
     _, v_np = post.predict(XT, include_noise=np.bool_(True))
     np.testing.assert_array_equal(np.asarray(v_np), np.asarray(v_true))
     _, v_false = post.predict(XT, include_noise=np.bool_(False))
-    np.testing.assert_allclose(np.asarray(v_true) - np.asarray(v_false), 0.1, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(v_true) - np.asarray(v_false), 0.1, rtol=tol(1e-12, 1e-6))
     # A boolean array (or a traced bool under jit) is refused rather than read as 1.0.
     with pytest.raises(TypeError, match="include_noise"):
         post.predict(XT, include_noise=np.ones(M, dtype=bool))
@@ -156,10 +172,13 @@ def test_include_noise_argument_checks():
         jax.jit(post.predict)(XT, True)
     # Marked static, it works under jit.
     jitted = jax.jit(post.predict, static_argnames="include_noise")
-    np.testing.assert_allclose(np.asarray(jitted(XT, include_noise=True)[1]), np.asarray(v_true), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(jitted(XT, include_noise=True)[1]), np.asarray(v_true), rtol=tol(1e-12, 1e-6)
+    )
 
 
 # ------------------------------------------------------------- interpolation
+@pytest.mark.x64  # noise 1e-8 is below float32 resolution (eps32 ≈ 1.2e-7 of the variance 1)
 @given(data=st.data())
 def test_tiny_noise_interpolates(data):
     """Noise 1e-8 (float64): the mean reproduces y, the latent variance there is ≈ σ².
@@ -199,9 +218,16 @@ def test_far_from_data_returns_to_prior(mean_kind):
     # 100 lengthscales beyond the data in both columns: k(x, x*) = 1.3·exp(-10⁴) = 0.
     far = X.max(0) + 100 * ls + (XT - XT.min(0))  # (M, 2), like the other test inputs
     m, v = post.predict(far)
-    np.testing.assert_allclose(np.asarray(m), np_mean(far), rtol=1e-14, atol=1e-14)
-    np.testing.assert_allclose(np.asarray(v), 1.3, rtol=1e-14)
-    np.testing.assert_allclose(np.asarray(post(far).covariance()), np_rbf(far, far, 1.3, ls), rtol=1e-13)
+    close = tol(1e-14, 1e-6)
+    np.testing.assert_allclose(np.asarray(m), np_mean(far), rtol=close, atol=close)
+    np.testing.assert_allclose(np.asarray(v), 1.3, rtol=tol(1e-14, 1e-6))
+    # (in float32 the inputs ~50 are rounded by ~4e-6: an absolute error ~1e-6 in k)
+    np.testing.assert_allclose(
+        np.asarray(post(far).covariance()),
+        np_rbf(far, far, 1.3, ls),
+        rtol=tol(1e-13, 1e-5),
+        atol=tol(0, 1e-5),
+    )
     # Contrast: near the data the posterior has moved away from the prior.
     m_near, v_near = post.predict(X[:M])
     assert np.all(np.asarray(v_near) < 0.1)
@@ -267,15 +293,17 @@ def test_vmapped_condition_predict_equals_loop():
     single = jax.jit(lambda a, b: gp.condition(a, b).predict(XT))
     mb, vb = jax.jit(jax.vmap(single))(Xb, yb)
     assert mb.shape == vb.shape == (16, M)
+    same = dict(rtol=1e-12, atol=1e-14) if X64 else dict(rtol=1e-5, atol=1e-6)
     for i in range(16):
         m, v = single(Xb[i], yb[i])
-        np.testing.assert_allclose(np.asarray(mb[i]), np.asarray(m), rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(np.asarray(vb[i]), np.asarray(v), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(mb[i]), np.asarray(m), **same)
+        np.testing.assert_allclose(np.asarray(vb[i]), np.asarray(v), **same)
     ref_mean, ref_cov = textbook(
         lambda A, B: np_matern32(A, B, 0.7, 0.9), lambda A: np.full(len(A), 0.7), 0.1, Xb[3], yb[3]
     )
-    np.testing.assert_allclose(np.asarray(mb[3]), ref_mean, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(np.asarray(vb[3]), np.diag(ref_cov), rtol=1e-9, atol=1e-11)
+    ref = dict(rtol=1e-9, atol=1e-11) if X64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(mb[3]), ref_mean, **ref)
+    np.testing.assert_allclose(np.asarray(vb[3]), np.diag(ref_cov), **ref)
 
 
 def test_posterior_through_jit_and_as_pytree():
@@ -283,24 +311,30 @@ def test_posterior_through_jit_and_as_pytree():
     post = gp.condition(X, Y)
     m, v = post.predict(XT)
     # jit of the bound method
+    same = tol(1e-12, 1e-5)
     jm, jv = jax.jit(post.predict)(XT)
-    np.testing.assert_allclose(np.asarray(jm), np.asarray(m), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(jv), np.asarray(v), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(jm), np.asarray(m), rtol=same)
+    np.testing.assert_allclose(np.asarray(jv), np.asarray(v), rtol=same)
     # The posterior itself crosses a jit boundary (it is a pytree).
     post_j = jax.jit(lambda g: g.condition(X, Y))(gp)
     assert isinstance(post_j, Posterior)
-    np.testing.assert_allclose(np.asarray(post_j(XT).covariance()), np.asarray(post(XT).covariance()), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(post_j(XT).covariance()),
+        np.asarray(post(XT).covariance()),
+        rtol=same,
+        atol=tol(0, 1e-7),
+    )
 
 
 def test_predictive_variance_is_clamped_non_negative():
     # Noise 1e-20 on well-separated inputs: at the training inputs the exact latent
-    # variance is ~1e-20, and k(x, x) - vᵀv rounds to ±2e-16.
+    # variance is ~1e-20, and k(x, x) - vᵀv rounds to ±a few eps (±2e-16 in float64).
     x = np.arange(20.0)
     post = GP(gk.RBF(), noise=1e-20).condition(x, np.sin(x))
     _, v = post.predict(x)
     v = np.asarray(v)
-    assert np.all(v >= 0.0) and np.all(v <= 1e-14)
+    assert np.all(v >= 0.0) and np.all(v <= tol(1e-14, 1e-6))
     raw = np.asarray(post(x).variance())  # the covariance's diagonal is not clamped
     if not np.any(raw < 0):
         pytest.skip("round-off happened to stay non-negative on this platform")
-    np.testing.assert_allclose(v, np.maximum(raw, 0.0), atol=1e-15)
+    np.testing.assert_allclose(v, np.maximum(raw, 0.0), atol=tol(1e-15, 1e-6))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import abc
 
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from .._module import Module
 from ..distributions import MultivariateNormal
@@ -35,7 +35,7 @@ class SolverState(Module):
     """What a solver keeps after conditioning on ``(X, y)``; written by each solver."""
 
     @abc.abstractmethod
-    def is_valid(self) -> Float[Array, ""]:
+    def is_valid(self) -> Bool[Array, ""]:
         """Whether the factorisation succeeded (all finite): a boolean array, usable under ``jit``."""
 
     @abc.abstractmethod
