@@ -229,6 +229,37 @@ class GP(Module):
         raise_if_not_finite(value, "K + noise·I")
         return value
 
+    def numpyro_dist(self, X):
+        """The marginal distribution of the noisy observations at ``X``, as a numpyro distribution.
+
+        ``y ~ N(m(X), K + Σ)`` (R&W eq. 2.30), the latent function integrated
+        out: a ``numpyro.distributions.Distribution`` with event shape ``(n,)``
+        and batch shape ``()`` whose ``log_prob(y)`` is
+        :meth:`log_marginal_likelihood` (through the model's solver) and whose
+        ``sample(key, (N,))`` draws ``(N, n)`` noisy observations. Use it as the
+        likelihood of a numpyro model with priors on the hyperparameters::
+
+            ell = numpyro.sample("ell", dist.LogNormal(0.0, 1.0))
+            gp = GP(kernels.RBF(lengthscale=ell), noise=0.1)
+            numpyro.sample("y", gp.numpyro_dist(X), obs=y)
+
+        numpyro is an optional dependency (``pip install 'gpjax_lite[numpyro]'``),
+        imported only here; see :class:`gpjax_lite._numpyro.GPMarginal`.
+
+        Args:
+            X: inputs ``(n,)`` or ``(n, d)``.
+
+        Raises:
+            ImportError: if numpyro is not installed.
+            ValueError: for mis-shaped or non-finite ``X``, or ``noise`` not
+                matching ``n``.
+        """
+        from ._numpyro import GPMarginal  # the optional dependency, on first use only
+
+        X = self._inputs(X)
+        self._noise_for(X.shape[0])
+        return GPMarginal(self, X)
+
 
 class Posterior(AbstractPosterior):
     """The exact GP posterior: the model, its training inputs and the solver's state.
