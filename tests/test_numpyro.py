@@ -203,3 +203,31 @@ def test_missing_numpyro_is_an_import_error_with_the_install_command(monkeypatch
     monkeypatch.delitem(sys.modules, "gpjax_lite._numpyro", raising=False)
     with pytest.raises(ImportError, match=r"pip install 'gpjax_lite\[numpyro\]'"):
         make_gp().numpyro_dist(X)
+
+
+# ------------------------------------------------------------- the example
+@pytest.mark.slow
+def test_bayesian_example_runs_small(numpyro, tmp_path, capsys):
+    """``examples/bayesian.py`` end to end at a tiny size: diagnostics, scores and the plot."""
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    path = Path(__file__).resolve().parents[1] / "examples" / "bayesian.py"
+    spec = importlib.util.spec_from_file_location("bayesian_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / "bayes.png"
+    args = ["--n", "40", "--warmup", "30", "--samples", "30", "--chains", "1", "--draws", "10"]
+    result = example.main(args + ["--out", str(out)])
+    printed = capsys.readouterr().out
+    for expected in ("r_hat", "n_eff", "type-II ML", "full Bayes", "trend_lengthscale", "plot written to"):
+        assert expected in printed
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for score in result["scores"].values():
+        assert all(np.isfinite(list(score.values())))
+        assert 0.0 <= score["coverage"] <= 1.0
+    # The ML model's summary row for the fixed period says so.
+    rows = gl.summary(result["ml_model"], fixed=example.fixed_period).split("\n")
+    assert [row.split()[3] for row in rows if row.startswith("kernel.kernels[2].period")] == ["fixed"]
+    assert float(result["ml_model"].kernel.kernels[2].period) == 1.0
