@@ -16,12 +16,12 @@ validated (``X`` ``(n, d)``, ``noise`` ``(n,)``, ``residual = y - m(X)`` ``(n,)`
 * :meth:`Solver.check_inputs` — eager checks a solver adds (the state-space
   solver accepts one input column only).
 
-:meth:`Solver.loo_log_predictive` (leave-one-out) has a generic form built on
-``condition`` and the state's ``predict``; a solver may override it.
-
 and its :class:`SolverState` writes the posterior's latent moments and joint
 distribution at test inputs. ``GP`` and ``Posterior`` then work unchanged,
 and so does :func:`gpjax_lite.fit`.
+
+:meth:`Solver.loo_log_predictive` (leave-one-out) has a generic form built on
+``condition`` and the state's ``predict``; a solver may override it.
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ class Solver(Module):
             σ²₋ᵢ = sᵢ² / (sᵢ - vᵢ),     rᵢ - μ₋ᵢ = sᵢ (rᵢ - μᵢ) / (sᵢ - vᵢ).
 
         Accuracy: ``sᵢ - vᵢ`` cancels when the data pin ``f(xᵢ)`` down much
-        better than the prior (``vᵢ`` close to ``sᵢ``); the relative error is
-        about ``ε · (k(xᵢ, xᵢ)/sᵢ)²`` for machine epsilon ``ε`` (~10⁻⁸ in float64
-        at a signal-to-noise variance ratio ``k/s`` of 10⁴; ~10⁻³ in float32 at
-        ``k/s = 100``), and a non-positive ``sᵢ - vᵢ`` gives NaN. Solvers with a direct
+        better than the prior (``vᵢ`` close to ``sᵢ``); the relative error of a
+        term is at worst about ``ε · (k(xᵢ, xᵢ)/sᵢ)²`` for machine epsilon ``ε``
+        (~10⁻⁸ in float64 at a signal-to-noise variance ratio ``k/s`` of 10⁴;
+        ~10⁻³ in float32 at ``k/s = 100``), and a non-positive ``sᵢ - vᵢ`` gives
+        NaN. Solvers with a direct
         ``diag((K + Σ)⁻¹)`` (like :class:`~gpjax_lite.solvers.Cholesky`) override
         this. The marginals come from ``state.predict(kernel, X)``, i.e. from
         ``kernel.cross(X, X)``, so a kernel whose ``cross(X, X)`` differs from
