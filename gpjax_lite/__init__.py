@@ -10,6 +10,7 @@ from .distributions import MultivariateNormal
 from .fit import FitResult, fit
 from .gp import GP, Posterior
 from .linalg import CholeskyError
+from .summary import summary
 
 __version__ = "0.2.0.dev0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "CholeskyError",
     "fit",
     "FitResult",
+    "summary",
     "kernels",
     "means",
     "datasets",

@@ -204,6 +204,71 @@ class GP(Module):
         raise_if_not_finite(state, "K + noise·I")
         return Posterior(model=self, X=X, state=state)
 
+    # ------------------------------------------------------- Bayesian workflow
+    def loo_log_predictive(self, X, y) -> Float[Array, ""]:
+        """``Σ_i log p(y_i | X, y_{-i})``: the exact leave-one-out predictive log density (nats).
+
+        Each noisy observation ``y_i`` is predicted from all the others, with its
+        own noise in the predictive variance (Rasmussen & Williams 2006, eq.
+        5.10–5.12, with ``r = y - m(X)``)::
+
+            A = (K + Σ)⁻¹,   α = A r,   μ_{-i} = y_i - α_i / A_ii,   σ²_{-i} = 1 / A_ii
+            log p(y_i | X, y_{-i}) = -½ log σ²_{-i} - (y_i - μ_{-i})² / (2σ²_{-i}) - ½ log 2π
+
+        from one factorisation by the ``solver`` (no refits, no jitter). Usable
+        as a model-selection criterion, or as a ``fit`` objective:
+        ``fit(gp, X, y, objective=lambda m, X, y: m.loo_log_predictive(X, y))``
+        (R&W §5.4.2).
+
+        Args:
+            X: training inputs ``(n,)`` or ``(n, d)``.
+            y: training targets ``(n,)``.
+
+        Returns:
+            A scalar, in nats.
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``X``/``y``, or ``noise``
+                not matching ``n``.
+            CholeskyError: (eager code only) if ``K + Σ`` is not positive
+                definite; under ``jit`` the value is NaN instead.
+        """
+        X, noise, r = self._data(X, y)
+        value = self.solver.loo_log_predictive(self.kernel, X, noise, r)
+        raise_if_not_finite(value, "K + noise·I")
+        return value
+
+    def numpyro_dist(self, X):
+        """The marginal distribution of the noisy observations at ``X``, as a numpyro distribution.
+
+        ``y ~ N(m(X), K + Σ)`` (R&W eq. 2.30), the latent function integrated
+        out: a ``numpyro.distributions.Distribution`` with event shape ``(n,)``
+        and batch shape ``()`` whose ``log_prob(y)`` is
+        :meth:`log_marginal_likelihood` (through the model's solver) and whose
+        ``sample(key, (N,))`` draws ``(N, n)`` noisy observations. Use it as the
+        likelihood of a numpyro model with priors on the hyperparameters::
+
+            ell = numpyro.sample("ell", dist.LogNormal(0.0, 1.0))
+            gp = GP(kernels.RBF(lengthscale=ell), noise=0.1)
+            numpyro.sample("y", gp.numpyro_dist(X), obs=y)
+
+        numpyro is an optional dependency (``pip install 'gpjax_lite[numpyro]'``),
+        imported only here; see :class:`gpjax_lite._numpyro.GPMarginal`.
+
+        Args:
+            X: inputs ``(n,)`` or ``(n, d)``.
+
+        Raises:
+            ImportError: if numpyro is not installed.
+            ValueError: for mis-shaped or non-finite ``X``, or ``noise`` not
+                matching ``n``.
+        """
+        from ._numpyro import GPMarginal  # the optional dependency, on first use only
+
+        X = self._inputs(X)
+        self._noise_for(X.shape[0])
+        return GPMarginal(self, X)
+
 
 class Posterior(AbstractPosterior):
     """The exact GP posterior: the model, its training inputs and the solver's state.
