@@ -8,7 +8,6 @@ Reference (Rasmussen & Williams, eqs. 2.23-2.24), written with ``numpy.linalg.so
 with Gram matrices from NumPy closed forms (independent of the library).
 """
 
-import math
 
 import equinox as eqx
 import jax
@@ -22,6 +21,9 @@ import gpjax_lite as gl
 import gpjax_lite.kernels as gk
 from gpjax_lite import GP, Posterior
 from gpjax_lite.means import Constant
+from oracle import matern32 as np_matern32
+from oracle import periodic as np_periodic
+from oracle import rbf as np_rbf
 
 N, D, M = 12, 2, 7
 RNG = np.random.default_rng(11)
@@ -29,25 +31,6 @@ X = RNG.uniform(-2.0, 2.0, size=(N, D))
 Y = np.sin(X[:, 0]) + 0.5 * np.cos(2 * X[:, 1]) + 0.1 * RNG.normal(size=N)
 XT = RNG.uniform(-2.5, 2.5, size=(M, D))
 HETERO = RNG.uniform(0.05, 0.3, size=N)
-
-
-def _r(A, B, ls):
-    diff = (A[:, None, :] - B[None, :, :]) / np.asarray(ls, dtype=float)
-    return np.sqrt(np.sum(diff**2, axis=-1))
-
-
-def np_rbf(A, B, variance=1.0, ls=1.0):
-    return variance * np.exp(-0.5 * _r(A, B, ls) ** 2)
-
-
-def np_matern32(A, B, variance=1.0, ls=1.0):
-    s = math.sqrt(3) * _r(A, B, ls)
-    return variance * (1 + s) * np.exp(-s)
-
-
-def np_periodic(A, B, variance=1.0, ls=1.0, period=1.0):
-    s = np.sin(math.pi * (A[:, None, :] - B[None, :, :]) / period) / np.asarray(ls, dtype=float)
-    return variance * np.exp(-2 * np.sum(s**2, axis=-1))
 
 
 class LinearMean(eqx.Module):
