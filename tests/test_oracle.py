@@ -29,10 +29,11 @@ LS = np.array([0.7, 1.3, 2.1])
 
 
 def general_matern(r, nu, variance):
-    """``variance · 2^(1-ν)/Γ(ν) · (√(2ν) r)^ν K_ν(√(2ν) r)`` with its limit ``variance`` at r = 0."""
+    """``variance · 2^(1-ν)/Γ(ν) · s^ν K_ν(s)`` with ``s = √(2ν) r``; ``variance`` at r = 0."""
     s = np.sqrt(2 * nu) * r
     safe = np.where(s > 0, s, 1.0)
-    value = variance * 2 ** (1 - nu) / scipy.special.gamma(nu) * safe**nu * scipy.special.kv(nu, safe)
+    scale = variance * 2 ** (1 - nu) / scipy.special.gamma(nu)
+    value = scale * safe**nu * scipy.special.kv(nu, safe)
     return np.where(s > 0, value, variance)
 
 
@@ -53,7 +54,8 @@ def test_rbf_is_the_rational_quadratic_limit():
     assert np.all(gap <= (r2 / 2) ** 2 / alpha + 1e-9)
     assert np.max(gap) > 0  # the bound is not vacuous: the two forms differ
     # alpha = 1: the Cauchy form 1 / (1 + r²/2).
-    np.testing.assert_allclose(oracle.rational_quadratic(X, Y, 1.0, LS, 1.0), 1 / (1 + r2 / 2), rtol=1e-14)
+    cauchy = oracle.rational_quadratic(X, Y, 1.0, LS, 1.0)
+    np.testing.assert_allclose(cauchy, 1 / (1 + r2 / 2), rtol=1e-14)
 
 
 def test_periodic_cosine_and_dot_products_against_scalar_loops():
@@ -63,7 +65,9 @@ def test_periodic_cosine_and_dot_products_against_scalar_loops():
     Q = oracle.polynomial(X, Y, variance, 0.5, 3)
     for i in range(len(X)):
         for j in range(len(Y)):
-            s = sum(math.sin(math.pi * (X[i, k] - Y[j, k]) / period) ** 2 / LS[k] ** 2 for k in range(3))
+            s = sum(
+                math.sin(math.pi * (X[i, k] - Y[j, k]) / period) ** 2 / LS[k] ** 2 for k in range(3)
+            )
             assert P[i, j] == pytest.approx(variance * math.exp(-2 * s), rel=1e-13)
             c = variance * math.cos(2 * math.pi * abs(X[i, 0] - Y[j, 0]) / period)
             assert C[i, j] == pytest.approx(c, rel=1e-12, abs=1e-14)
@@ -77,7 +81,8 @@ def test_periodic_cosine_and_dot_products_against_scalar_loops():
 
 def test_one_dimensional_inputs_are_one_column():
     x, z = X[:, 0], Y[:, 0]
-    np.testing.assert_array_equal(oracle.rbf(x, z, 1.1, 0.6), oracle.rbf(x[:, None], z[:, None], 1.1, 0.6))
+    as_columns = oracle.rbf(x[:, None], z[:, None], 1.1, 0.6)
+    np.testing.assert_array_equal(oracle.rbf(x, z, 1.1, 0.6), as_columns)
     assert oracle.matern52(x, z).shape == (9, 6)
 
 
@@ -87,7 +92,8 @@ def test_log_marginal_likelihood_against_scipy(noise):
     y = RNG.normal(size=9)
     noise = RNG.uniform(0.05, 0.3, 9) if noise == "hetero" else noise
     mean = np.linspace(-0.5, 0.5, 9)
-    expected = scipy.stats.multivariate_normal(mean, K + np.diag(np.broadcast_to(noise, (9,)))).logpdf(y)
+    cov = K + np.diag(np.broadcast_to(noise, (9,)))
+    expected = scipy.stats.multivariate_normal(mean, cov).logpdf(y)
     got = oracle.log_marginal_likelihood(K, y, noise, mean)
     assert got == pytest.approx(expected, rel=1e-13)
     with pytest.raises(np.linalg.LinAlgError):
@@ -109,7 +115,8 @@ def test_rbf_nll_gradient_against_finite_differences():
     y = np.sin(2 * x) + 0.1 * RNG.normal(size=20)
     theta = np.log([0.8, 0.7, 0.05])
     nll, grad = oracle.rbf_nll_and_grad(theta, x, y)
-    numeric = scipy.optimize.approx_fprime(theta, lambda t: oracle.rbf_nll_and_grad(t, x, y)[0], 1e-7)
+    nll_only = lambda t: oracle.rbf_nll_and_grad(t, x, y)[0]  # noqa: E731
+    numeric = scipy.optimize.approx_fprime(theta, nll_only, 1e-7)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
     K = oracle.rbf(x, x, 0.8, 0.7)
     assert nll == pytest.approx(-oracle.log_marginal_likelihood(K, y, 0.05), rel=1e-13)
