@@ -92,8 +92,9 @@ def inducing_inputs(X, m, seed):
 
 
 def svgp_model(X, m, seed):
-    return sparse.SVGP(RBF(variance=1.0, lengthscale=jnp.ones(3, X.dtype)), inducing_inputs(X, m, seed),
-                       noise=0.1)
+    return sparse.SVGP(
+        RBF(variance=1.0, lengthscale=jnp.ones(3, X.dtype)), inducing_inputs(X, m, seed), noise=0.1
+    )
 
 
 def per_step(m: Measurement, steps: int) -> dict:
@@ -107,9 +108,17 @@ def per_step(m: Measurement, steps: int) -> dict:
 
 def svgp_time_to_target(X, y, m, batch_size, max_steps, target, per_step_s, seed):
     model = svgp_model(X, m, seed)
-    wall, result = measure_once(lambda: sparse.fit_svgp(
-        model, X, y, batch_size=batch_size, num_steps=max_steps, optimizer=ADAM, key=jax.random.key(seed + 1)
-    ))
+    wall, result = measure_once(
+        lambda: sparse.fit_svgp(
+            model,
+            X,
+            y,
+            batch_size=batch_size,
+            num_steps=max_steps,
+            optimizer=ADAM,
+            key=jax.random.key(seed + 1),
+        )
+    )
     per_point = np.asarray(result.losses) / X.shape[0]
     ema, hit = per_point[0], None
     for t, value in enumerate(per_point):
@@ -137,15 +146,25 @@ def case_svgp(cfg: Config, rec: Recorder, floors, peers):
             model = svgp_model(X, m, seed=0)
 
             def run(model=model, steps=steps):
-                return sparse.fit_svgp(model, X, y, batch_size=batch, num_steps=steps, optimizer=ADAM,
-                                       key=jax.random.key(0))
+                return sparse.fit_svgp(
+                    model,
+                    X,
+                    y,
+                    batch_size=batch,
+                    num_steps=steps,
+                    optimizer=ADAM,
+                    key=jax.random.key(0),
+                )
 
             try:
                 fields = per_step(measure(run, repeats=cfg.repeats, budget_s=cfg.budget_s), steps)
                 max_steps = _steps(cfg.svgp_target_steps, m)
                 if max_steps:
-                    fields.update(svgp_time_to_target(X, y, m, batch, max_steps, cfg.svgp_target,
-                                                      fields["time_s"], seed=0))
+                    fields.update(
+                        svgp_time_to_target(
+                            X, y, m, batch, max_steps, cfg.svgp_target, fields["time_s"], seed=0
+                        )
+                    )
             except Exception as exc:  # noqa: BLE001 - keep the other sizes' results
                 traceback.print_exc(limit=2)
                 rec.add("svgp", params, OURS, status="error", note=short_error(exc))
@@ -177,11 +196,20 @@ def _svgp_peers(cfg, rec, peers, params, X, y, Z, steps):
 # ------------------------------------------------------------------ SGPR
 def _predict_row(model, X, y, X_test, y_test):
     """Condition on all of ``(X, y)`` and predict at ``X_test``: wall time and scores."""
-    wall, (mean, var) = measure_once(lambda: model.condition(X, y).predict(X_test, include_noise=True))
+    wall, (mean, var) = measure_once(
+        lambda: model.condition(X, y).predict(X_test, include_noise=True)
+    )
     mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
-    return {"time_s": wall, "condition_predict_s": wall, "first_call_s": wall, "repeats": 1,
-            "rmse": rmse(y_test, mean), "nlpd": nlpd(y_test, mean, var),
-            "noise_std": float(np.sqrt(model.noise)), "n_test": len(y_test)}
+    return {
+        "time_s": wall,
+        "condition_predict_s": wall,
+        "first_call_s": wall,
+        "repeats": 1,
+        "rmse": rmse(y_test, mean),
+        "nlpd": nlpd(y_test, mean, var),
+        "noise_std": float(np.sqrt(model.noise)),
+        "n_test": len(y_test),
+    }
 
 
 def case_sgpr(cfg: Config, rec: Recorder, floors, peers):
@@ -195,14 +223,26 @@ def case_sgpr(cfg: Config, rec: Recorder, floors, peers):
             params = {"n": n, "m": m}
             try:
                 Z = sparse.inducing_kmeans(jax.random.key(0), X, m)
-                model = sparse.SGPR(RBF(variance=1.0, lengthscale=jnp.ones(3, X.dtype)), Z, noise=0.1)
-                fit_s, result = measure_once(lambda model=model: gl.fit(
-                    model, X, y, objective=sparse.sgpr_elbo, optimizer=LBFGS, num_steps=cfg.sgpr_steps
-                ))
+                model = sparse.SGPR(
+                    RBF(variance=1.0, lengthscale=jnp.ones(3, X.dtype)), Z, noise=0.1
+                )
+                fit_s, result = measure_once(
+                    lambda model=model: gl.fit(
+                        model,
+                        X,
+                        y,
+                        objective=sparse.sgpr_elbo,
+                        optimizer=LBFGS,
+                        num_steps=cfg.sgpr_steps,
+                    )
+                )
                 sgpr_fit = result.model
                 row = _predict_row(sgpr_fit, X, y, X_test, y_test)
-                row.update(fit_s_incl_compile=fit_s, fit_steps_taken=int(result.steps_taken),
-                           bound=float(sgpr_fit.elbo(X, y)))
+                row.update(
+                    fit_s_incl_compile=fit_s,
+                    fit_steps_taken=int(result.steps_taken),
+                    bound=float(sgpr_fit.elbo(X, y)),
+                )
             except Exception as exc:  # noqa: BLE001
                 traceback.print_exc(limit=2)
                 rec.add("sgpr", params, SGPR, status="error", note=short_error(exc))
@@ -214,19 +254,28 @@ def case_sgpr(cfg: Config, rec: Recorder, floors, peers):
 def _exact_rows(cfg, rec, n, X, y, X_test, y_test, sgpr_fit):
     params = {"n": n}
     if n > cfg.exact_max_n:
-        rec.add("sgpr", params, EXACT, status="skipped",
-                note=f"n above Config.exact_max_n = {cfg.exact_max_n} (raise it with --exact-max-n)")
+        rec.add(
+            "sgpr",
+            params,
+            EXACT,
+            status="skipped",
+            note=f"n above Config.exact_max_n = {cfg.exact_max_n} (raise it with --exact-max-n)",
+        )
         return
     fit_n = min(n, cfg.exact_fit_n)
     try:
         gp = gl.GP(RBF(variance=1.0, lengthscale=jnp.ones(3, X.dtype)), noise=0.1)
-        fit_s, result = measure_once(lambda: gl.fit(gp, X[:fit_n], y[:fit_n], optimizer=LBFGS, num_steps=100))
+        fit_s, result = measure_once(
+            lambda: gl.fit(gp, X[:fit_n], y[:fit_n], optimizer=LBFGS, num_steps=100)
+        )
         row = _predict_row(result.model, X, y, X_test, y_test)
         row.update(fit_n=fit_n, fit_s_incl_compile=fit_s, fit_steps_taken=int(result.steps_taken))
         rec.add("sgpr", params, EXACT, **row)
         if sgpr_fit is not None:
             with_sgpr = gl.GP(sgpr_fit.kernel, noise=sgpr_fit.noise)
-            rec.add("sgpr", params, EXACT_SGPR_HYPERS, **_predict_row(with_sgpr, X, y, X_test, y_test))
+            rec.add(
+                "sgpr", params, EXACT_SGPR_HYPERS, **_predict_row(with_sgpr, X, y, X_test, y_test)
+            )
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc(limit=2)
         rec.add("sgpr", params, EXACT, status="error", note=short_error(exc))

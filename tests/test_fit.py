@@ -24,11 +24,11 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
+from oracle import rbf_nll_and_grad as np_rbf_nll
 
 import gpjax_lite
 from gpjax_lite import GP, fit, kernels, means
 from gpjax_lite.gp import GP as GPClass
-from oracle import rbf_nll_and_grad as np_rbf_nll
 
 fit_module = __import__("gpjax_lite.fit", fromlist=["fit"])
 

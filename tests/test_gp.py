@@ -14,11 +14,6 @@ import numpy as np
 import pytest
 import scipy.stats
 from jax.flatten_util import ravel_pytree
-
-import gpjax_lite as gl
-import gpjax_lite.kernels as gk
-from gpjax_lite import GP
-from gpjax_lite.means import Constant, Zero
 from oracle import linear as np_linear
 from oracle import matern12 as np_matern12
 from oracle import matern32 as np_matern32
@@ -26,6 +21,11 @@ from oracle import matern52 as np_matern52
 from oracle import periodic as np_periodic
 from oracle import rational_quadratic as np_rq
 from oracle import rbf as np_rbf
+
+import gpjax_lite as gl
+import gpjax_lite.kernels as gk
+from gpjax_lite import GP
+from gpjax_lite.means import Constant, Zero
 
 N, D = 12, 2
 RNG = np.random.default_rng(20240601)

@@ -191,6 +191,17 @@ def test_gaussian_log_density_under_jit_and_vmap():
 # odd splits. The reference differentiates, with JAX's own Cholesky rule, a log
 # density written here from `jnp.linalg.cholesky` and one triangular solve.
 JVP_SIZES = [5, 31, 32, 33, 65]
+#: float64 cases skip themselves in a run with 64-bit JAX off (`JAX_ENABLE_X64=0`).
+JVP_DTYPES = [
+    pytest.param(
+        np.float64,
+        id="float64",
+        marks=pytest.mark.skipif(
+            not jax.config.read("jax_enable_x64"), reason="needs float64: 64-bit JAX is off"
+        ),
+    ),
+    pytest.param(np.float32, id="float32"),
+]
 #: Relative error allowed (max-abs, relative to the reference's largest entry): about
 #: 100 ulp for the matrices of `spd`, whose condition numbers stay below 10.
 JVP_TOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -229,7 +240,7 @@ def _assert_close(got, want, tol, what):
     assert err <= tol * scale, f"{what}: max error {err:.3g} > {tol:g} × {scale:.3g}"
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("dtype", JVP_DTYPES)
 @pytest.mark.parametrize("n", JVP_SIZES)
 def test_block_inverse_jvp_against_plain_cholesky(n, dtype):
     K = spd(n, seed=n).astype(dtype)
@@ -254,7 +265,7 @@ def test_block_inverse_jvp_against_plain_cholesky(n, dtype):
     _assert_close(ours[0], expected, tol, "value vs SciPy")
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("dtype", JVP_DTYPES)
 @pytest.mark.parametrize("n", JVP_SIZES)
 def test_inverse_from_factor_against_numpy(n, dtype):
     K = spd(n, seed=10 + n).astype(dtype)

@@ -15,12 +15,11 @@ so each function is checked here against another route to the same number:
 import math
 
 import numpy as np
+import oracle
 import pytest
 import scipy.optimize
 import scipy.special
 import scipy.stats
-
-import oracle
 
 RNG = np.random.default_rng(7)
 X = RNG.uniform(-2.0, 2.0, size=(9, 3))

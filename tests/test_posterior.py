@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import matern32 as np_matern32
+from oracle import periodic as np_periodic
+from oracle import rbf as np_rbf
 
 import gpjax_lite as gl
 import gpjax_lite.kernels as gk
 from gpjax_lite import GP, Posterior
 from gpjax_lite.means import Constant
-from oracle import matern32 as np_matern32
-from oracle import periodic as np_periodic
-from oracle import rbf as np_rbf
 
 N, D, M = 12, 2, 7
 RNG = np.random.default_rng(11)

@@ -10,9 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import gpjax_lite.kernels as gk
-from gpjax_lite.kernels.stationary import COLUMNWISE_MAX_DIM, FAST_PATH_MIN_DIM
 from oracle import constant as np_constant
 from oracle import cosine as np_cosine
 from oracle import linear as np_linear
@@ -23,6 +20,9 @@ from oracle import periodic as np_periodic
 from oracle import polynomial as np_polynomial
 from oracle import rational_quadratic as np_rq
 from oracle import rbf as np_rbf
+
+import gpjax_lite.kernels as gk
+from gpjax_lite.kernels.stationary import COLUMNWISE_MAX_DIM, FAST_PATH_MIN_DIM
 
 D_WIDE = max(6, FAST_PATH_MIN_DIM)  # wide enough for the stationary fast path
 N, M = 9, 7

@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracle import rbf as np_rbf
 
 import gpjax_lite.kernels as gk
 from gpjax_lite import parameters
-from oracle import rbf as np_rbf
 
 
 class MyRBF(gk.Kernel):
