@@ -51,6 +51,20 @@ class Config:
     predict_budget_s: float = 40.0
     single_above_s: float = 4.0
     m2_memory_limit_bytes: float = 2e9
+    # Sparse models (cases svgp and sgpr, in benchmarks/sparse_cases.py).
+    svgp_n: tuple = (100_000, 1_000_000)
+    svgp_m: tuple = (256, 1024)
+    svgp_batch_size: int = 1024
+    svgp_timed_steps: tuple = ((256, 20), (1024, 4))  # (m, Adam steps per timed loop)
+    svgp_target_steps: tuple = ((256, 400),)  # (m, at most this many steps to reach svgp_target)
+    svgp_target: float = 0.0  # EMA of the minibatch -ELBO / n, nats per point
+    svgp_peer_n: tuple = (1_000_000,)
+    sgpr_n: tuple = (5_000, 20_000)
+    sgpr_m: tuple = (256,)
+    sgpr_steps: int = 50
+    sgpr_n_test: int = 5_000
+    exact_fit_n: int = 2_000  # the exact GP fits its hyperparameters on this many points
+    exact_max_n: int = 5_000  # and is conditioned on all n only up to this size
     on_accelerator: bool = False
 
 
@@ -89,7 +103,7 @@ class Recorder:
         return None
 
 
-def _short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) < 300 else text[:300] + "…"
 
@@ -105,7 +119,7 @@ def timed(rec: Recorder, cfg: Config, case, params, impl, build, *, floor_s=None
         return rec.add(case, params, impl, status="n/a", note=str(exc), **extra)
     except Exception as exc:  # noqa: BLE001 - a peer failing must not stop the run
         traceback.print_exc(limit=2)
-        return rec.add(case, params, impl, status="error", note=_short_error(exc), **extra)
+        return rec.add(case, params, impl, status="error", note=short_error(exc), **extra)
     finally:
         gc.collect()
     return rec.add(case, params, impl, floor_s=floor_s, **m.as_dict(), **extra)
@@ -125,7 +139,7 @@ def once(rec: Recorder, case, params, impl, build, judge=None, *, floor_s=None, 
         return rec.add(case, params, impl, status="n/a", note=str(exc), **extra)
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc(limit=2)
-        return rec.add(case, params, impl, status="error", note=_short_error(exc), **extra)
+        return rec.add(case, params, impl, status="error", note=short_error(exc), **extra)
     finally:
         gc.collect()
     return rec.add(case, params, impl, floor_s=floor_s, **fields, **extra)
@@ -283,7 +297,7 @@ def case_predict(cfg: Config, rec: Recorder, floors, peers):
             floor = floors.trsm(n, m) + cross
             floor_parts = {"floor_trsm_s": floors.trsm(n, m), "floor_cross_gram_s": cross}
         except Exception as exc:  # noqa: BLE001
-            floor, floor_parts = None, {"floor_error": _short_error(exc)}
+            floor, floor_parts = None, {"floor_error": short_error(exc)}
         timed(rec, cfg, "predict", params, OURS, lambda: ours.predict(posterior, Xt), floor_s=floor,
               condition_s=cond.median_s, **floor_parts)
         for peer in peers:
@@ -389,10 +403,25 @@ def case_compile(cfg: Config, rec: Recorder, floors, peers):
                 t3 = time.perf_counter()
             except Exception as exc:  # noqa: BLE001
                 traceback.print_exc(limit=2)
-                rec.add("compile", params, impl, status="error", note=_short_error(exc))
+                rec.add("compile", params, impl, status="error", note=short_error(exc))
                 continue
             rec.add("compile", params, impl, time_s=t3 - t0, first_call_s=t3 - t0,
                     trace_lower_s=t1 - t0, compile_s=t2 - t1, run_s=t3 - t2, repeats=1)
+
+
+# ============================================================================ sparse
+def case_svgp(cfg: Config, rec: Recorder, floors, peers):
+    """SVGP: time per Adam step, time to a target ELBO, peers' steps (see :mod:`.sparse_cases`)."""
+    from . import sparse_cases
+
+    sparse_cases.case_svgp(cfg, rec, floors, peers)
+
+
+def case_sgpr(cfg: Config, rec: Recorder, floors, peers):
+    """SGPR against the exact GP: fit, predict, RMSE and NLPD (see :mod:`.sparse_cases`)."""
+    from . import sparse_cases
+
+    sparse_cases.case_sgpr(cfg, rec, floors, peers)
 
 
 CASES = {
@@ -402,7 +431,13 @@ CASES = {
     "predict": case_predict,
     "batched": case_batched,
     "compile": case_compile,
+    "svgp": case_svgp,
+    "sgpr": case_sgpr,
 }
+#: What ``python -m benchmarks`` runs without ``--cases``: the exact-GP cases.
+DEFAULT_CASES = ("gram", "mll", "fit", "predict", "batched", "compile")
+#: Names that stand for several cases in ``--cases``.
+CASE_GROUPS = {"sparse": ("svgp", "sgpr"), "all": tuple(CASES)}
 
 
 def add_ratios(rows: list[dict]) -> None:

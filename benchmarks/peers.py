@@ -310,6 +310,36 @@ class GPJax(Peer):
         f = eqx.filter_jit(lambda m, X, y: jax.vmap(vg, in_axes=(None, 0, 0))(m, X, y))
         return lambda: f(model, Xj, yj)
 
+    def svgp_step(self, X, y, Z, batch_size, steps, seed):
+        """``steps`` Adam steps (learning rate 0.02) of GPJax's whitened SVGP with inducing
+        inputs ``Z``, through its own compiled ``gpx.fit`` loop (``lax.scan``)."""
+        import equinox as eqx
+        import gpjax as gpx
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        dtype = jnp.asarray(X).dtype
+        data = gpx.Dataset(X=jnp.asarray(X), y=jnp.asarray(y)[:, None])
+        kernel = gpx.kernels.RBF(lengthscale=jnp.ones(X.shape[1], dtype), variance=jnp.asarray(1.0, dtype))
+        prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Zero(), kernel=kernel)
+        posterior = prior * gpx.likelihoods.Gaussian(obs_stddev=jnp.sqrt(jnp.asarray(0.1, dtype)))
+        q = gpx.variational_families.WhitenedVariationalGaussian(model=posterior, inducing_inputs=jnp.asarray(Z))
+        optimiser = optax.adam(0.02)
+
+        def loss(model, batch):
+            return -gpx.objectives.elbo(model, batch)
+
+        # gpx.fit is not jitted as a whole (it traces a fresh scan on every call), so it is
+        # wrapped once: calls after the first then time GPJax's steps without compiling.
+        compiled = eqx.filter_jit(
+            lambda q, data, key: gpx.fit(
+                model=q, objective=loss, train_data=data, optim=optimiser, num_iters=steps,
+                batch_size=batch_size, key=key, verbose=False, safe=False,
+            )
+        )
+        return lambda: compiled(q, data, jax.random.key(seed))
+
 
 # ====================================================================== scikit-learn
 class SKLearn(Peer):
@@ -554,6 +584,45 @@ class GPyTorch(Peer):
     def batched_fit(self, Xb, yb, init, steps=100, lr=0.1):
         batch_shape = self.torch.Size([Xb.shape[0]])
         return lambda: self._adam(Xb, yb, init, steps, lr, batch_shape=batch_shape)
+
+    def svgp_step(self, X, y, Z, batch_size, steps, seed):
+        """``steps`` Adam steps (learning rate 0.02) of GPyTorch's whitened SVGP
+        (``VariationalStrategy``, Cholesky ``q(u)``) with inducing inputs ``Z``: minibatches
+        drawn with ``torch.randint`` from tensors held in memory, a Python loop."""
+        gpytorch, torch = self.module, self.torch
+        dt = self._dtype(X.dtype)
+        torch.manual_seed(seed)
+        Xt, yt = torch.as_tensor(X, dtype=dt), torch.as_tensor(y, dtype=dt)
+
+        class Model(gpytorch.models.ApproximateGP):
+            def __init__(self, Z):
+                dist = gpytorch.variational.CholeskyVariationalDistribution(Z.shape[0])
+                strategy = gpytorch.variational.VariationalStrategy(self, Z, dist, learn_inducing_locations=True)
+                super().__init__(strategy)
+                self.mean_module = gpytorch.means.ZeroMean()
+                self.covar_module = gpytorch.kernels.ScaleKernel(
+                    gpytorch.kernels.RBFKernel(ard_num_dims=Z.shape[1])
+                )
+
+            def forward(self, x):
+                return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+        model = Model(torch.as_tensor(Z, dtype=dt)).to(dt)
+        likelihood = gpytorch.likelihoods.GaussianLikelihood().to(dt)
+        objective = gpytorch.mlls.VariationalELBO(likelihood, model, num_data=len(yt))
+        optimizer = torch.optim.Adam(list(model.parameters()) + list(likelihood.parameters()), lr=0.02)
+        model.train()
+        likelihood.train()
+
+        def run():
+            for _ in range(steps):
+                idx = torch.randint(len(yt), (batch_size,))
+                optimizer.zero_grad()
+                loss = -objective(model(Xt[idx]), yt[idx])
+                loss.backward()
+                optimizer.step()
+
+        return run
 
 
 ALL_PEERS = (TinyGP, GPJax, SKLearn, GPyTorch)

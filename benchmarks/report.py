@@ -303,7 +303,103 @@ def markdown(results: dict) -> str:
             lines += [""] + [f"- {r['impl']} ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: "
                              + _without_prefix(r["note"], r["status"] + ":") for r in skipped]
         lines.append("")
+    lines += sparse_markdown(rows)
     return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------- sparse tables
+def _sparse_num(value, fmt):
+    return "—" if value is None else format(value, fmt)
+
+
+def _svgp_ratios(rows: list[dict]) -> list[str]:
+    """Time per step at the largest against the smallest ``n`` (each ``m``), and ``m`` likewise."""
+    per_step = {(r["dtype"], r["params"]["n"], r["params"]["m"]): r["time_s"] for r in rows}
+    lines = []
+    for dtype in sorted({k[0] for k in per_step}):
+        ns = sorted({k[1] for k in per_step if k[0] == dtype})
+        ms = sorted({k[2] for k in per_step if k[0] == dtype})
+        for m in ms:
+            r = ratio(per_step.get((dtype, ns[-1], m)), per_step.get((dtype, ns[0], m)))
+            if len(ns) > 1 and r is not None:
+                lines.append(f"- {dtype}, m = {m}: n = {ns[-1]:,} / n = {ns[0]:,}: **{r:.2f}**")
+        for n in ns:
+            r = ratio(per_step.get((dtype, n, ms[-1])), per_step.get((dtype, n, ms[0])))
+            if len(ms) > 1 and r is not None:
+                lines.append(f"- {dtype}, n = {n:,}: m = {ms[-1]} / m = {ms[0]}: **{r:.2f}**")
+    return lines
+
+
+def sparse_markdown(rows: list[dict]) -> list[str]:
+    """The tables of the ``svgp`` and ``sgpr`` cases (see :mod:`benchmarks.sparse_cases`)."""
+    lines = []
+    svgp = [r for r in rows if r["case"] == "svgp"]
+    ours = [r for r in svgp if r["impl"] == OURS and r["status"] == "ok"]
+    if svgp:
+        lines += ["## 7. SVGP: one Adam step (minibatch ELBO + gradient + update)", "",
+                  "Compile excluded from the time per step; the time to target counts steady steps only.", "",
+                  "| dtype | n | m | batch | ms / step | compile (s) | steps to target | time to target (s) "
+                  "| final EMA -ELBO/n |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in ours:
+            p = r["params"]
+            if "max_steps" in r:
+                hit = r["steps_to_target"]
+                steps = f"not in {r['max_steps']}" if hit is None else str(hit)
+                seconds = _sparse_num(r["time_to_target_s"], ".1f")
+                final = _sparse_num(r["final_ema_neg_elbo_per_point"], ".3f")
+            else:
+                steps = seconds = final = "—"
+            lines.append(f"| {r['dtype']} | {p['n']:,} | {p['m']} | {p['batch']} | {1e3 * r['time_s']:.1f} | "
+                         f"{_sparse_num(r.get('compile_s'), '.1f')} | {steps} | {seconds} | {final} |")
+        targets = sorted({r["target_neg_elbo_per_point"] for r in ours if "target_neg_elbo_per_point" in r})
+        if targets:
+            lines += ["", "Target: EMA of the minibatch -ELBO/n ≤ "
+                      + ", ".join(f"{t:g}" for t in targets) + " nats per point."]
+        ratio_lines = _svgp_ratios(ours)
+        if ratio_lines:
+            lines += ["", "Ratios of time per step:", "", *ratio_lines]
+        peer_rows = [r for r in svgp if r["impl"] != OURS]
+        if peer_rows:
+            lines += ["", "Peers (same n, m, batch size, dtype, Adam; time per step, and its ratio to "
+                      "gpjax_lite's — above 1 means the peer is slower):", "",
+                      "| peer | dtype | n | m | ms / step | × gpjax_lite |",
+                      "| --- | --- | ---: | ---: | ---: | ---: |"]
+            for r in peer_rows:
+                p = r["params"]
+                if r["status"] != "ok":
+                    lines.append(f"| {r['impl']} | {r['dtype']} | {p['n']:,} | {p['m']} | "
+                                 f"{r['status']}: {r.get('note', '')} | — |")
+                else:
+                    lines.append(f"| {r['impl']} | {r['dtype']} | {p['n']:,} | {p['m']} | "
+                                 f"{1e3 * r['time_s']:.1f} | {_fmt_x(r.get('ratio_to_ours'))} |")
+        failed = [r for r in svgp if r["impl"] == OURS and r["status"] != "ok"]
+        lines += [f"- gpjax_lite ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: {r.get('note', '')}"
+                  for r in failed]
+        lines.append("")
+    sgpr = [r for r in rows if r["case"] == "sgpr"]
+    if sgpr:
+        n_test = sorted({r["n_test"] for r in sgpr if "n_test" in r})
+        lines += ["## 8. SGPR against the exact GP", "",
+                  f"{', '.join(map(str, n_test)) or '—'} test points; RMSE against noisy targets "
+                  "(noise standard deviation 0.1). Fit and condition + predict are single calls, "
+                  "compilation included; the exact GP fits its hyperparameters on a subset (its size in "
+                  "brackets) and conditions on all n.", "",
+                  "| dtype | model | n | m | fit (s) | condition + predict (s) | RMSE | NLPD | noise std |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in sgpr:
+            p = r["params"]
+            if r["status"] != "ok":
+                lines.append(f"| {r['dtype']} | {r['impl']} | {p['n']:,} | — | — | {r['status']}: "
+                             f"{r.get('note', '')} | — | — | — |")
+                continue
+            fit = r.get("fit_s_incl_compile")
+            fit_text = "—" if fit is None else f"{fit:.1f}" + (f" ({r['fit_n']} pts)" if "fit_n" in r else "")
+            lines.append(f"| {r['dtype']} | {r['impl']} | {p['n']:,} | {p.get('m', '—')} | {fit_text} | "
+                         f"{r['condition_predict_s']:.2f} | {r['rmse']:.4f} | {r['nlpd']:.3f} | "
+                         f"{r['noise_std']:.4f} |")
+        lines.append("")
+    return lines
 
 
 # -------------------------------------------------------------------------- plots
@@ -319,7 +415,7 @@ def plots(results: dict, out_dir: Path) -> list[str]:
     written = []
     rows = [r for r in results["rows"] if r["status"] == "ok" and isinstance(r.get("time_s"), float)]
     x_key = {"gram": "n", "mll_grad": "n", "fit": "n", "predict": "m", "batched_mll_grad": "n",
-             "batched_fit": "n", "compile": "terms"}
+             "batched_fit": "n", "compile": "terms", "svgp": "n"}
     for case, key in x_key.items():
         case_rows = [r for r in rows if r["case"] == case]
         if not case_rows:

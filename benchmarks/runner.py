@@ -14,18 +14,25 @@ from . import report
 from .cases import Config, Recorder
 
 MODES = {
-    # The smallest sizes (n ≤ 64), one repeat: exercises every code path in seconds.
+    # The smallest sizes (n ≤ 64 for exact GPs; SVGP minibatches of 64 from 1000 points), one
+    # repeat: exercises every code path.
     "smoke": dict(
         gram_kernels=("rbf", "sum3"), gram_n=(64,), gram_d=(1, 8), mll_n=(64,), fit_n=(64,), fit_steps=5,
         ours_restarts=2, sklearn_restarts=1, predict_n=64, predict_m=(64, 256), batch_size=4, batch_n=16,
         batch_adam_steps=5, compile_n=32, repeats=1, budget_s=0.2, fit_budget_s=20.0, predict_budget_s=5.0,
         single_above_s=5.0,
+        svgp_n=(1000,), svgp_m=(8,), svgp_batch_size=64, svgp_timed_steps=((8, 5),),
+        svgp_target_steps=((8, 5),), svgp_peer_n=(1000,), sgpr_n=(200,), sgpr_m=(16,), sgpr_steps=5,
+        sgpr_n_test=100, exact_fit_n=100, exact_max_n=200,
     ),
-    # A few minutes: every case at moderate sizes.
+    # Every case at moderate sizes.
     "quick": dict(
         gram_n=(500, 1000), gram_d=(1, 8), mll_n=(500, 1000), fit_n=(500,), fit_steps=100, predict_n=1000,
         predict_m=(1000, 10_000), batch_size=128, batch_n=64, batch_adam_steps=50, compile_n=500, repeats=3,
         budget_s=1.5, fit_budget_s=60.0, predict_budget_s=20.0, single_above_s=10.0,
+        svgp_m=(64, 256), svgp_batch_size=512, svgp_timed_steps=((64, 50), (256, 20)),
+        svgp_target_steps=((64, 600),), sgpr_n=(2_000, 5_000), sgpr_m=(128,), sgpr_n_test=2_000,
+        exact_fit_n=1_000,
     ),
     # The grid (n = 8000 Gram rows on accelerators only).
     "full": dict(),
@@ -39,10 +46,11 @@ SMOKE_PEERS = ("sklearn",)
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="moderate sizes, a few minutes")
-    mode.add_argument("--smoke", action="store_true", help="tiny sizes (n ≤ 64), one repeat, seconds")
-    p.add_argument("--cases", default=",".join(_cases.CASES),
-                   help=f"comma-separated subset of: {', '.join(_cases.CASES)} (default: all)")
+    mode.add_argument("--quick", action="store_true", help="moderate sizes")
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: every code path")
+    p.add_argument("--cases", default=",".join(_cases.DEFAULT_CASES),
+                   help=f"comma-separated subset of: {', '.join(_cases.CASES)}; 'sparse' stands for "
+                        f"svgp,sgpr and 'all' for every case (default: {','.join(_cases.DEFAULT_CASES)})")
     p.add_argument("--dtype", default="float64",
                    help="float64, float32 or both comma-separated (float32 disables jax_enable_x64)")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results/<backend>-<date>)")
@@ -54,6 +62,11 @@ def parse_args(argv):
     p.add_argument("--fit-steps", type=int, default=None, help="Adam steps in the fit case")
     p.add_argument("--fit-budget", type=float, default=None,
                    help="skip a peer's fit when projected above this many seconds")
+    p.add_argument("--exact-max-n", type=int, default=None,
+                   help="sgpr case: largest n at which the exact GP is conditioned on all points "
+                        "(e.g. 20000; default 5000)")
+    p.add_argument("--svgp-target", type=float, default=None,
+                   help="svgp case: target EMA of the minibatch -ELBO/n, nats per point (default 0)")
     p.add_argument("--skip-n", default="", help="comma-separated n values to drop from every case (e.g. 4000)")
     p.add_argument("--no-pin", action="store_true", help="do not pin BLAS/XLA to one thread on CPU")
     p.add_argument("--timeout", type=float, default=0,
@@ -79,21 +92,26 @@ def make_config(args, on_accelerator: bool) -> Config:
         cfg.fit_steps = args.fit_steps
     if args.fit_budget is not None:
         cfg.fit_budget_s = args.fit_budget
+    if args.exact_max_n is not None:
+        cfg.exact_max_n = args.exact_max_n
+    if args.svgp_target is not None:
+        cfg.svgp_target = args.svgp_target
     skip = {int(s) for s in args.skip_n.split(",") if s.strip()}
     if skip:
-        for field in ("gram_n", "mll_n", "fit_n"):
+        for field in ("gram_n", "mll_n", "fit_n", "svgp_n", "sgpr_n"):
             setattr(cfg, field, tuple(n for n in getattr(cfg, field) if n not in skip))
     return cfg
 
 
 def select_cases(spec: str):
     names = []
-    for name in (s.strip() for s in spec.split(",") if s.strip()):
-        name = CASE_ALIASES.get(name, name)
-        if name not in _cases.CASES:
-            raise SystemExit(f"unknown case {name!r}; choose from {', '.join(_cases.CASES)}")
-        if name not in names:
-            names.append(name)
+    for given in (s.strip() for s in spec.split(",") if s.strip()):
+        for name in _cases.CASE_GROUPS.get(given, (CASE_ALIASES.get(given, given),)):
+            if name not in _cases.CASES:
+                choices = ", ".join([*_cases.CASES, *_cases.CASE_GROUPS])
+                raise SystemExit(f"unknown case {name!r}; choose from {choices}")
+            if name not in names:
+                names.append(name)
     return names
 
 

@@ -125,16 +125,84 @@ def _check_results(results, expected_cases):
 
 
 def test_smoke_run_fast_cases(tmp_path):
-    """The smallest mode on the cheap-to-compile cases (well under 20 s on an idle machine)."""
+    """The smallest mode on the cases that compile least."""
     results = _run_smoke(tmp_path, "gram,mll,predict")
     _check_results(results, {"gram", "mll_grad", "predict"})
 
 
 @pytest.mark.slow
 def test_smoke_run_all_cases(tmp_path):
-    """Every case, including the compile-heavy fits (about a minute)."""
+    """Every exact-GP case, including the compile-heavy fits."""
     results = _run_smoke(tmp_path, "gram,mll,fit,predict,batched,compile")
     _check_results(results, {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"})
+
+
+@pytest.mark.slow
+def test_smoke_run_sparse_cases(tmp_path):
+    """`--cases sparse` runs the SVGP and SGPR cases through the same harness and tables."""
+    results = _run_smoke(tmp_path, "sparse")
+    _check_results(results, {"svgp", "sgpr"})
+    assert results["meta"]["cases"] == ["svgp", "sgpr"]
+    rows = {(r["case"], r["impl"]): r for r in results["rows"]}
+    svgp = rows["svgp", OURS]
+    assert svgp["status"] == "ok" and svgp["timed_steps"] > 0 and svgp["params"]["batch"] > 0
+    assert svgp["first_call_s"] > svgp["time_s"]  # the first call compiles a whole loop
+    assert "steps_to_target" in svgp and math.isfinite(svgp["final_ema_neg_elbo_per_point"])
+    for impl in ("SGPR", "exact", "exact (SGPR's hyperparameters)"):
+        row = rows["sgpr", impl]
+        assert row["status"] == "ok", row
+        assert 0 < row["rmse"] < 1 and math.isfinite(row["nlpd"]) and row["noise_std"] > 0
+    assert rows["sgpr", "exact"]["fit_n"] <= rows["sgpr", "exact"]["params"]["n"]
+    table = (tmp_path / "results.md").read_text()
+    assert "## 7. SVGP: one Adam step" in table and "## 8. SGPR against the exact GP" in table
+    assert "| float64 | SGPR |" in table
+
+
+def test_case_groups_and_aliases_expand():
+    from benchmarks.cases import CASES, DEFAULT_CASES
+    from benchmarks.runner import parse_args, select_cases
+
+    assert select_cases("sparse") == ["svgp", "sgpr"]
+    assert select_cases("mll_grad,sgpr,mll") == ["mll", "sgpr"]
+    assert select_cases("all") == list(CASES)
+    assert select_cases(parse_args([]).cases) == list(DEFAULT_CASES)
+    assert not {"svgp", "sgpr"} & set(DEFAULT_CASES)  # the default run stays the exact-GP grid
+    with pytest.raises(SystemExit, match="unknown case"):
+        select_cases("sparse,nope")
+
+
+def test_sparse_tables_and_ratios():
+    from benchmarks.report import sparse_markdown
+
+    def svgp(n, m, t, impl=OURS, **extra):
+        return {"case": "svgp", "dtype": "float64", "params": {"n": n, "m": m, "batch": 64}, "impl": impl,
+                "status": "ok", "time_s": t, "compile_s": 1.0, **extra}
+
+    rows = [
+        svgp(1000, 8, 0.002, max_steps=50, steps_to_target=12, time_to_target_s=0.024,
+             final_ema_neg_elbo_per_point=-0.5, target_neg_elbo_per_point=0.0),
+        svgp(1000, 32, 0.008),
+        svgp(4000, 8, 0.003, max_steps=50, steps_to_target=None, time_to_target_s=None,
+             final_ema_neg_elbo_per_point=0.7, target_neg_elbo_per_point=0.0),
+        svgp(4000, 32, 0.006),
+        svgp(4000, 32, 0.012, impl="gpjax", ratio_to_ours=2.0),
+        {"case": "sgpr", "dtype": "float64", "params": {"n": 500, "m": 16}, "impl": "SGPR", "status": "ok",
+         "time_s": 0.5, "condition_predict_s": 0.5, "fit_s_incl_compile": 3.0, "rmse": 0.11, "nlpd": -0.8,
+         "noise_std": 0.1, "n_test": 100},
+        {"case": "sgpr", "dtype": "float64", "params": {"n": 9000}, "impl": "exact", "status": "skipped",
+         "note": "n above Config.exact_max_n"},
+    ]
+    table = "\n".join(sparse_markdown(rows))
+    assert "| float64 | 1,000 | 8 | 64 | 2.0 | 1.0 | 12 | 0.0 | -0.500 |" in table
+    assert "| float64 | 4,000 | 8 | 64 | 3.0 | 1.0 | not in 50 | — | 0.700 |" in table
+    # Ratios of time per step: largest over smallest n at each m, and m likewise.
+    assert "m = 8: n = 4,000 / n = 1,000: **1.50**" in table
+    assert "m = 32: n = 4,000 / n = 1,000: **0.75**" in table
+    assert "n = 1,000: m = 32 / m = 8: **4.00**" in table
+    assert "| gpjax | float64 | 4,000 | 32 | 12.0 | 2.00× |" in table
+    assert "| float64 | SGPR | 500 | 16 | 3.0 | 0.50 | 0.1100 | -0.800 | 0.1000 |" in table
+    assert "| float64 | exact | 9,000 | — | — | skipped: n above Config.exact_max_n |" in table
+    assert sparse_markdown([r for r in rows if r["case"] == "gram"]) == []
 
 
 def test_different_kernel_rows_are_marked_and_left_out_of_the_gram_target():

@@ -15,6 +15,13 @@ import numpy as np
 import pytest
 import scipy.stats
 from jax.flatten_util import ravel_pytree
+from oracle import linear as np_linear
+from oracle import matern12 as np_matern12
+from oracle import matern32 as np_matern32
+from oracle import matern52 as np_matern52
+from oracle import periodic as np_periodic
+from oracle import rational_quadratic as np_rq
+from oracle import rbf as np_rbf
 
 import gpjax_lite as gl
 import gpjax_lite.kernels as gk
@@ -45,44 +52,6 @@ def type_checked(request) -> bool:
     *type* is then rejected by its annotation, with a ``jaxtyping.TypeCheckError``
     (a ``TypeError``) naming the parameter, before the library's own check runs."""
     return bool(request.config.getoption("jaxtyping_packages", None))
-
-
-# ------------------------------------------------------------ NumPy references
-def _r(A, B, ls):
-    diff = (A[:, None, :] - B[None, :, :]) / np.asarray(ls, dtype=float)
-    return np.sqrt(np.sum(diff**2, axis=-1))
-
-
-def np_rbf(A, B, variance=1.0, ls=1.0):
-    return variance * np.exp(-0.5 * _r(A, B, ls) ** 2)
-
-
-def np_matern12(A, B, variance=1.0, ls=1.0):
-    return variance * np.exp(-_r(A, B, ls))
-
-
-def np_matern32(A, B, variance=1.0, ls=1.0):
-    s = math.sqrt(3) * _r(A, B, ls)
-    return variance * (1 + s) * np.exp(-s)
-
-
-def np_matern52(A, B, variance=1.0, ls=1.0):
-    r = _r(A, B, ls)
-    s = math.sqrt(5) * r
-    return variance * (1 + s + 5 * r**2 / 3) * np.exp(-s)
-
-
-def np_rq(A, B, variance=1.0, ls=1.0, alpha=1.0):
-    return variance * (1 + _r(A, B, ls) ** 2 / (2 * alpha)) ** (-alpha)
-
-
-def np_periodic(A, B, variance=1.0, ls=1.0, period=1.0):
-    s = np.sin(math.pi * (A[:, None, :] - B[None, :, :]) / period) / np.asarray(ls, dtype=float)
-    return variance * np.exp(-2 * np.sum(s**2, axis=-1))
-
-
-def np_linear(A, B, variance=1.0):
-    return variance * A @ B.T
 
 
 class LinearMean(eqx.Module):

@@ -17,7 +17,11 @@ import scipy.stats
 
 import gpjax_lite as gl
 from gpjax_lite.linalg import (
+    _BLOCK_MIN_SIZE,
     CholeskyError,
+    _apply_lower_inverse,
+    _apply_upper_inverse,
+    _inverse_from_factor,
     add_jitter,
     cho_solve,
     cholesky,
@@ -190,3 +194,112 @@ def test_gaussian_log_density_under_jit_and_vmap():
     # A failed factorisation gives NaN (not an exception) under jit.
     bad = jnp.asarray(-np.eye(4))
     assert math.isnan(float(jax.jit(gaussian_log_density)(bad, jnp.ones(4))))
+
+
+# ------------------------------------- the block-inverse JVP, against a plain Cholesky
+# The custom JVP of `gaussian_log_density` forms K⁻¹ from the factor by a 2×2 block
+# split at n ≥ _BLOCK_MIN_SIZE (one full-size triangular inverse below it), padding
+# the first half at odd n. The sizes cover both branches, the threshold itself and
+# odd splits. The reference differentiates, with JAX's own Cholesky rule, a log
+# density written here from `jnp.linalg.cholesky` and one triangular solve.
+JVP_SIZES = [5, 31, 32, 33, 65]
+#: float64 cases skip themselves in a run with 64-bit JAX off (`JAX_ENABLE_X64=0`).
+JVP_DTYPES = [
+    pytest.param(
+        np.float64,
+        id="float64",
+        marks=pytest.mark.skipif(
+            not jax.config.read("jax_enable_x64"), reason="needs float64: 64-bit JAX is off"
+        ),
+    ),
+    pytest.param(np.float32, id="float32"),
+]
+#: Relative error allowed (max-abs, relative to the reference's largest entry): about
+#: 100 ulp for the matrices of `spd`, whose condition numbers stay below 10.
+JVP_TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def plain_log_density(K, r):
+    """``log N(r | 0, K)`` through ``jnp.linalg.cholesky``, differentiated by JAX's own rules."""
+    L = jnp.linalg.cholesky(K)
+    w = jax.scipy.linalg.solve_triangular(L, r, lower=True)
+    n = r.shape[0]
+    half_log_det = jnp.sum(jnp.log(jnp.diagonal(L)))
+    return -0.5 * jnp.dot(w, w) - half_log_det - 0.5 * n * math.log(2 * math.pi)
+
+
+def _derivatives(f):
+    """Value, reverse-mode gradients (K, r), a forward-mode JVP and second derivatives of ``f``."""
+
+    def run(K, r, dK, dr):
+        value, (gK, gr) = jax.value_and_grad(f, argnums=(0, 1))(K, r)
+        _, tangent = jax.jvp(f, (K, r), (dK, dr))
+        along = lambda t: f(K + t * dK, r + t * dr)  # noqa: E731
+        second = jax.grad(jax.grad(along))(jnp.zeros((), K.dtype))
+        hess_r = jax.hessian(f, argnums=1)(K, r)
+        return value, gK, gr, tangent, second, hess_r
+
+    return jax.jit(run)
+
+
+_OURS, _PLAIN = _derivatives(gaussian_log_density), _derivatives(plain_log_density)
+
+
+def _assert_close(got, want, tol, what):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    scale = max(float(np.max(np.abs(want))), 1e-30)
+    err = float(np.max(np.abs(got - want)))
+    assert err <= tol * scale, f"{what}: max error {err:.3g} > {tol:g} × {scale:.3g}"
+
+
+@pytest.mark.parametrize("dtype", JVP_DTYPES)
+@pytest.mark.parametrize("n", JVP_SIZES)
+def test_block_inverse_jvp_against_plain_cholesky(n, dtype):
+    K = spd(n, seed=n).astype(dtype)
+    r = np.random.default_rng(n + 1).normal(size=n).astype(dtype)
+    dK = (sym(n, seed=n + 2) / n).astype(dtype)
+    dr = np.random.default_rng(n + 3).normal(size=n).astype(dtype)
+    ours = _OURS(*(jnp.asarray(a) for a in (K, r, dK, dr)))
+    plain = _PLAIN(*(jnp.asarray(a) for a in (K, r, dK, dr)))
+    names = ["value", "grad K", "grad r", "forward-mode JVP", "second derivative", "Hessian in r"]
+    tol = JVP_TOL[dtype]
+    for name, a, b in zip(names, ours, plain):
+        assert a.dtype == dtype, name
+        _assert_close(a, b, tol, name)
+    # The textbook forms (Rasmussen & Williams eq. 5.9), in float64 NumPy.
+    K64, r64 = K.astype(np.float64), r.astype(np.float64)
+    K_inv = np.linalg.inv(K64)
+    alpha = K_inv @ r64
+    _assert_close(ours[1], 0.5 * (np.outer(alpha, alpha) - K_inv), tol, "grad K vs ½(ααᵀ-K⁻¹)")
+    _assert_close(ours[2], -alpha, tol, "grad r vs -K⁻¹r")
+    _assert_close(ours[5], -K_inv, tol, "Hessian in r vs -K⁻¹")
+    expected = scipy.stats.multivariate_normal(np.zeros(n), K64).logpdf(r64)
+    _assert_close(ours[0], expected, tol, "value vs SciPy")
+
+
+@pytest.mark.parametrize("dtype", JVP_DTYPES)
+@pytest.mark.parametrize("n", JVP_SIZES)
+def test_inverse_from_factor_against_numpy(n, dtype):
+    K = spd(n, seed=10 + n).astype(dtype)
+    L = np.linalg.cholesky(K.astype(np.float64)).astype(dtype)
+    K_inv, blocks = _inverse_from_factor(jnp.asarray(L))
+    # Both branches are exercised: one full-size inverse below the threshold, blocks from it on.
+    assert (blocks[1] is None) == (n < _BLOCK_MIN_SIZE)
+    assert K_inv.shape == (n, n) and K_inv.dtype == dtype
+    tol = JVP_TOL[dtype]
+    L64 = L.astype(np.float64)
+    _assert_close(K_inv, np.linalg.inv(L64 @ L64.T), tol, "K⁻¹")
+    _assert_close(K_inv, np.asarray(K_inv).T, tol, "symmetry of K⁻¹")
+    w = np.random.default_rng(n).normal(size=n).astype(dtype)
+    _assert_close(
+        _apply_upper_inverse(blocks, jnp.asarray(w)),
+        scipy.linalg.solve_triangular(L64.T, w.astype(np.float64), lower=False),
+        tol,
+        "L⁻ᵀ w",
+    )
+    _assert_close(
+        _apply_lower_inverse(blocks, jnp.asarray(w)),
+        scipy.linalg.solve_triangular(L64, w.astype(np.float64), lower=True),
+        tol,
+        "L⁻¹ w",
+    )

@@ -8,7 +8,6 @@ Reference (Rasmussen & Williams, eqs. 2.23-2.24), written with ``numpy.linalg.so
 with Gram matrices from NumPy closed forms (independent of the library).
 """
 
-import math
 
 import equinox as eqx
 import jax
@@ -17,6 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import matern32 as np_matern32
+from oracle import periodic as np_periodic
+from oracle import rbf as np_rbf
 
 import gpjax_lite as gl
 import gpjax_lite.kernels as gk
@@ -41,25 +43,6 @@ def tol(x64, x32):
     (eps32 ≈ 1.2e-7 times the conditioning of these small, well-posed problems)."""
     return x64 if X64 else x32
 
-
-
-def _r(A, B, ls):
-    diff = (A[:, None, :] - B[None, :, :]) / np.asarray(ls, dtype=float)
-    return np.sqrt(np.sum(diff**2, axis=-1))
-
-
-def np_rbf(A, B, variance=1.0, ls=1.0):
-    return variance * np.exp(-0.5 * _r(A, B, ls) ** 2)
-
-
-def np_matern32(A, B, variance=1.0, ls=1.0):
-    s = math.sqrt(3) * _r(A, B, ls)
-    return variance * (1 + s) * np.exp(-s)
-
-
-def np_periodic(A, B, variance=1.0, ls=1.0, period=1.0):
-    s = np.sin(math.pi * (A[:, None, :] - B[None, :, :]) / period) / np.asarray(ls, dtype=float)
-    return variance * np.exp(-2 * np.sum(s**2, axis=-1))
 
 
 class LinearMean(eqx.Module):

@@ -1,7 +1,7 @@
 """Every kernel's matrices against a NumPy closed form written from the API table.
 
-The reference implementations below are deliberately independent of the
-library: plain NumPy on explicit pairwise differences, in float64.
+The reference implementations (``tests/oracle.py``) are deliberately independent
+of the library: plain NumPy on explicit pairwise differences, in float64.
 """
 
 import math
@@ -10,6 +10,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracle import constant as np_constant
+from oracle import cosine as np_cosine
+from oracle import linear as np_linear
+from oracle import matern12 as np_matern12
+from oracle import matern32 as np_matern32
+from oracle import matern52 as np_matern52
+from oracle import periodic as np_periodic
+from oracle import polynomial as np_polynomial
+from oracle import rational_quadratic as np_rq
+from oracle import rbf as np_rbf
 
 import gpjax_lite.kernels as gk
 from gpjax_lite.kernels.stationary import COLUMNWISE_MAX_DIM, FAST_PATH_MIN_DIM
@@ -19,65 +29,6 @@ N, M = 9, 7
 
 
 # ----------------------------------------------------------------- references
-def _as2d(X):
-    X = np.asarray(X, dtype=np.float64)
-    return X[:, None] if X.ndim == 1 else X
-
-
-def _diff(X, Y):
-    return _as2d(X)[:, None, :] - _as2d(Y)[None, :, :]  # (n, m, d)
-
-
-def _r(X, Y, lengthscale):
-    return np.sqrt(np.sum((_diff(X, Y) / np.asarray(lengthscale)) ** 2, axis=-1))
-
-
-def np_rbf(X, Y, variance, lengthscale):
-    r = _r(X, Y, lengthscale)
-    return variance * np.exp(-(r**2) / 2)
-
-
-def np_matern12(X, Y, variance, lengthscale):
-    return variance * np.exp(-_r(X, Y, lengthscale))
-
-
-def np_matern32(X, Y, variance, lengthscale):
-    r = _r(X, Y, lengthscale)
-    return variance * (1 + math.sqrt(3) * r) * np.exp(-math.sqrt(3) * r)
-
-
-def np_matern52(X, Y, variance, lengthscale):
-    r = _r(X, Y, lengthscale)
-    return variance * (1 + math.sqrt(5) * r + 5 * r**2 / 3) * np.exp(-math.sqrt(5) * r)
-
-
-def np_rq(X, Y, variance, lengthscale, alpha):
-    r = _r(X, Y, lengthscale)
-    return variance * (1 + r**2 / (2 * alpha)) ** (-alpha)
-
-
-def np_periodic(X, Y, variance, lengthscale, period):
-    s2 = np.sin(math.pi * _diff(X, Y) / period) ** 2 / np.asarray(lengthscale) ** 2
-    return variance * np.exp(-2 * np.sum(s2, axis=-1))
-
-
-def np_cosine(X, Y, variance, period):
-    dist = np.sqrt(np.sum(_diff(X, Y) ** 2, axis=-1))
-    return variance * np.cos(2 * math.pi * dist / period)
-
-
-def np_linear(X, Y, variance):
-    return variance * (_as2d(X) @ _as2d(Y).T)
-
-
-def np_polynomial(X, Y, variance, bias, degree):
-    return variance * (_as2d(X) @ _as2d(Y).T + bias) ** degree
-
-
-def np_constant(X, Y, variance):
-    return variance * np.ones((_as2d(X).shape[0], _as2d(Y).shape[0]))
-
-
 def _ls(d):
     """A scalar lengthscale in 1-D, distinct ARD lengthscales otherwise."""
     return 0.7 if d == 1 else np.linspace(0.6, 2.2, d)
