@@ -158,11 +158,10 @@ def _inverse_from_factor(L):
     Two half-size triangular inverses (one batched triangular solve) and five
     half-size matrix products replace one full triangular solve and one full
     product (``L⁻¹`` then ``L⁻ᵀ L⁻¹``): about half the flops, every product in
-    the ``A @ B`` or ``A @ Bᵀ`` layout (XLA:CPU runs ``Aᵀ @ B`` at about half
-    speed) and only a handful of extra ops, so compile time barely moves.
-    Measured on CPU, float64, one thread (``benchmarks/``): MLL + gradient
-    1.7× faster at n = 1000 (from 6.5 to 3.9 Cholesky-times). Deeper
-    recursion saves under 10 % more and costs seconds of compile time.
+    the ``A @ B`` or ``A @ Bᵀ`` layout (XLA:CPU runs ``Aᵀ @ B`` more slowly)
+    and only a handful of extra ops, so compile time barely moves (see the
+    ``mll_grad`` and ``compile`` cases of ``python -m benchmarks``). Deeper
+    recursion saves little more and costs compile time.
 
     The two halves go through *one* (stacked) triangular solve on purpose:
     jaxlib's batched LAPACK kernels block a thread of the intra-op pool while
