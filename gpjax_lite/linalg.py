@@ -160,7 +160,7 @@ def _inverse_from_factor(L):
     product (``L⁻¹`` then ``L⁻ᵀ L⁻¹``): about half the flops, every product in
     the ``A @ B`` or ``A @ Bᵀ`` layout (XLA:CPU runs ``Aᵀ @ B`` more slowly)
     and only a handful of extra ops, so compile time barely moves (see the
-    ``mll_grad`` and ``compile`` cases of ``python -m benchmarks``). Deeper
+    ``mll`` and ``compile`` cases of ``python -m benchmarks``). Deeper
     recursion saves little more and costs compile time.
 
     The two halves go through *one* (stacked) triangular solve on purpose:
