@@ -180,8 +180,10 @@ def fit(
             maximum a posteriori (MAP) estimate and ``losses`` are
             ``-(objective + log_prior)``. The density is of ``θ`` itself, not
             of the optimiser's ``log θ``: no Jacobian term is added, so the
-            MAP point is the mode of ``p(θ | y)`` (Rasmussen & Williams 2006,
-            §5.2). Default ``None``: no prior (type-II maximum likelihood).
+            MAP point is the mode of ``p(θ | X, y) ∝ p(y | X, θ) p(θ)``
+            (Rasmussen & Williams 2006, eq. 5.7). As for ``objective``, a
+            module-level function reuses the compiled loop. Default ``None``:
+            no prior (type-II maximum likelihood).
 
     Returns:
         A :class:`FitResult` whose model is the best iterate seen. If a loss or
@@ -220,7 +222,8 @@ def fit(
     # second call with the same shapes reuses the program without tracing.
     result = minimise(
         loss, starts, initial, static, mask, (X, y), None, optimizer, num_steps,
-        jnp.asarray(progress), stochastic=False, name="fit", label=_loss_label(objective, log_prior),
+        jnp.asarray(progress), stochastic=False, name="fit",
+        label=_loss_label(objective, log_prior),
     )
     warn_about_run("fit", result, stochastic=False)
     return result
@@ -484,7 +487,7 @@ class _Loop(eqx.Module):
         return _Proposal(value.astype(self.dtype), finite, worse, converged, new_params, new_state)
 
     def _skip(self, params, opt_state, key) -> _Proposal:
-        """What a stopped start proposes when starts are stepped one by one (nothing is computed)."""
+        """What a stopped start proposes when starts are stepped one by one (computes nothing)."""
         false = jnp.asarray(False)
         return _Proposal(jnp.full((), jnp.nan, self.dtype), false, false, false, params, opt_state)
 
@@ -617,7 +620,7 @@ def minimise(
     loss, starts, initial, static, mask, data, key, optimizer, num_steps, progress, *,
     stochastic: bool, name: str, label: str,
 ) -> FitResult:
-    """Minimise ``loss(model, data, key)`` from every start; return the best model as a :class:`FitResult`.
+    """Minimise ``loss(model, data, key)`` from every start; return a :class:`FitResult`.
 
     Args:
         loss: ``loss(model, data, key) -> scalar`` (nats); ``key`` is a PRNG key
@@ -733,4 +736,5 @@ def _print_progress(t, value, num_running, due, *, name, label, num_steps, num_s
     if not bool(due):
         return
     starts = f"  (best of {num_starts} starts, {int(num_running)} running)" if num_starts > 1 else ""
-    print(f"{name}: step {int(t) + 1:>5}/{num_steps}  {label} {float(value):.6g}{starts}", flush=True)
+    line = f"{name}: step {int(t) + 1:>5}/{num_steps}  {label} {float(value):.6g}{starts}"
+    print(line, flush=True)
