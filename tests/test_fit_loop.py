@@ -79,7 +79,7 @@ def test_deterministic_loop_matches_python_loop_and_returns_the_lowest_loss():
     assert_trees_close(result.model, expected, rtol=1e-9)
 
 
-def test_stochastic_loop_matches_python_loop_and_returns_the_last_iterate():
+def test_stochastic_loop_matches_python_loop_and_returns_the_last_iterate(capsys):
     X, y = regression_data(n=20)
     X2 = np.stack([X, np.cos(X)], axis=1)
     model = sparse.SVGP(kernels.RBF(), X2[:4] + 0.1, noise=0.1)
@@ -102,6 +102,17 @@ def test_stochastic_loop_matches_python_loop_and_returns_the_last_iterate():
     # Minibatch losses are noisy: the last iterate comes back, whatever its minibatch loss.
     expected = from_unconstrained(eqx.combine(last, static), mask)
     assert_trees_close(result.model, expected, rtol=1e-9, atol=1e-12)
+    # Progress goes through the same printer as `fit`'s: the minibatch loss of due steps.
+    capsys.readouterr()
+    again = sparse.fit_svgp(
+        model, X2, y, batch_size=batch, num_steps=steps, optimizer=ADAM, key=key, progress=True
+    )
+    jax.effects_barrier()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit_svgp")]
+    assert lines[0].startswith("fit_svgp: step     1/15  -ELBO ≈ ")
+    assert float(lines[0].split()[-1]) == pytest.approx(losses[0], rel=1e-5)
+    assert lines[-1].startswith("fit_svgp: step    15/15")
+    np.testing.assert_array_equal(again.losses, result.losses)
 
 
 def test_fit_svgp_non_finite_from_the_start_returns_the_model_and_warns():
