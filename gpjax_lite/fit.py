@@ -1,39 +1,56 @@
-"""Fit hyperparameters by maximising the log marginal likelihood with optax.
+"""Fit hyperparameters with optax: ``fit``, and the one optimisation loop every model runs on.
 
 ``fit`` minimises the negative log marginal likelihood ``-log p(y | X, θ)``
-(in nats) over every trainable hyperparameter ``θ`` of a model:
+(in nats) over every trainable hyperparameter ``θ`` of a model, or, given a
+``log_prior``, the negative log posterior ``-log p(y | X, θ) - log p(θ)``
+(maximum a posteriori, MAP):
 
 * positive hyperparameters (kernel variances, lengthscales, periods, the
-  noise, …) are optimised as ``u = log θ`` (see :mod:`gpjax_lite.parameters`),
-  so no step can leave the valid region; real ones (a ``Constant`` mean) as
-  they are;
+  noise, …) are optimised as ``u = log θ``, with ``u`` held in a dtype-aware
+  box so that every fitted value is positive and representable (see
+  :mod:`gpjax_lite.parameters`); real ones (a ``Constant`` mean) as they are;
 * ``fixed=`` holds hyperparameters at their initial values, bit-for-bit;
 * the loop is one ``jax.lax.while_loop`` inside one ``jax.jit``: no Python
   runs per step, and a second call with the same shapes, model structure and
   optimizer object reuses the compiled program;
 * ``num_restarts > 1`` optimises that many starting points together in the
   same compiled loop and keeps the best;
+* the returned model is the best iterate seen (lowest finite loss), never a
+  worse one than the start; a ``RuntimeWarning`` says when the optimiser
+  itself ended above its starting loss (it diverged);
 * ``fit`` is itself vmappable: ``jax.vmap(lambda X, y: fit(gp, X, y).model)``
   fits a batch of datasets in one compiled call (the eager-only parts, data
-  finiteness checks and the non-finite warning, are skipped on tracers).
+  finiteness checks and warnings, are skipped on tracers).
+
+The loop
+--------
+:func:`fit` and :func:`gpjax_lite.sparse.fit_svgp` both run :func:`minimise`.
+Its state is a named :class:`_LoopState`, advanced by :class:`_Loop`'s
+``init`` / ``step`` / ``done`` and closed by ``finish``, in the spirit of the
+iterative solvers of optimistix. A model plugs in with a loss
+``loss(model, data, key) -> scalar``; the ``key`` is a fresh PRNG key per
+step for *stochastic* losses (an SVGP draws its minibatch from it) and
+``None`` for deterministic ones. The policies are written once, in the loop:
+
+* **convergence** (deterministic losses, line-search optimizers): the tests of
+  SciPy's L-BFGS-B, :data:`FTOL` and :data:`GTOL`;
+* **non-finite values**: the first step whose loss or gradient is NaN/inf is
+  reported in ``nonfinite_step`` (and, in eager code, by a
+  ``RuntimeWarning``), and that start stops there;
+* **which iterate comes back**: the lowest finite loss seen for
+  deterministic losses; for stochastic ones, whose losses are noisy estimates
+  that cannot rank iterates, the last finite one;
+* **restarts**, **progress** printing and **``fixed=``**.
 
 Batches, of restarts or of datasets, are vectorised with ``vmap`` on
-accelerators. On the CPU backend they run as a loop inside the compiled
-program instead (:func:`_sequential_batches`): XLA executes a batched
-Cholesky as a loop on CPU anyway, jaxlib 0.10's batched CPU LAPACK kernels can
-deadlock when two run at once on a small machine, and a loop lets every
-start stop as soon as it has converged.
+accelerators and run as loops on the CPU (:func:`_sequential_batches` says
+why).
 
 The default optimizer is L-BFGS (``optax.lbfgs()``, with its zoom line
 search). Marginal likelihoods have few parameters and are smooth, which is
 where quasi-Newton methods shine: on a two-scale sine, 500 Adam steps from a
 unit lengthscale stop in a poor local optimum that L-BFGS leaves behind in a
 few dozen evaluations.
-
-Non-finite values never pass silently: the first step whose loss or gradient
-is NaN/inf is reported in ``FitResult.nonfinite_step`` (and, in eager code,
-by a ``RuntimeWarning``), the run stops there, and the model of the last step
-whose loss and gradient were finite is returned.
 """
 
 from __future__ import annotations
@@ -48,7 +65,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import as_inputs, as_targets, is_concrete
 from .parameters import from_unconstrained, to_unconstrained, trainable_mask
@@ -62,7 +79,7 @@ RESTART_SPREAD = 1.0
 #: stop when the relative decrease of the loss falls below ``FTOL`` or the
 #: largest gradient entry below ``GTOL``, or when the line search could not
 #: decrease the loss at all (that step is then not taken). First-order
-#: optimizers (Adam, …) always run ``num_steps`` steps.
+#: optimizers (Adam, …) and stochastic losses always run ``num_steps`` steps.
 FTOL = 2.220446049250313e-09
 GTOL = 1e-5
 
@@ -76,20 +93,25 @@ class FitResult(eqx.Module):
     """What :func:`fit` returns.
 
     Attributes:
-        model: the fitted model, with the same structure as the input model.
-        losses: ``(num_steps,)`` negative log marginal likelihood (nats) at the
-            start of each step (``losses[0]`` is the initial model's) of the
-            restart that was kept. After an early stop (L-BFGS converged) the
-            remaining entries hold ``final_loss``; from a non-finite step on
-            they are NaN.
-        final_loss: negative log marginal likelihood of ``model``.
+        model: the fitted model, with the same structure as the input model:
+            the iterate with the lowest finite loss seen by the kept restart.
+        losses: ``(num_steps,)`` loss (nats) at the start of each step
+            (``losses[0]`` is the initial model's) of the restart that was
+            kept: ``-objective`` (default the negative log marginal
+            likelihood), or ``-(objective + log_prior)`` with a prior. After
+            an early stop (L-BFGS converged) the remaining entries hold the
+            loss of the last iterate; from a non-finite step on they are NaN.
+        final_loss: the loss of ``model`` (NaN if no finite loss was seen).
         nonfinite_step: the first step whose loss or gradient was NaN/inf, or
-            -1 if none was. The run stops there and ``model`` holds the
-            parameters of the last finite step (the initial model if step 0
-            was already non-finite).
+            -1 if none was. The run stops there and ``model`` is the best
+            iterate before it (the initial model if step 0 was already
+            non-finite).
         restart_losses: ``(num_restarts,)`` final loss of every start.
         steps_taken: the number of steps the kept run took (fewer than
             ``num_steps`` when L-BFGS converged early).
+        last_loss: the loss of the optimiser's last iterate (NaN after a
+            non-finite step). Above ``losses[0]``, the optimiser diverged and
+            ``model`` is an earlier, better iterate.
     """
 
     model: Any
@@ -98,6 +120,7 @@ class FitResult(eqx.Module):
     nonfinite_step: Int[Array, ""]
     restart_losses: Float[Array, " num_restarts"]
     steps_taken: Int[Array, ""]
+    last_loss: Float[Array, ""]
 
 
 def fit(
@@ -112,8 +135,9 @@ def fit(
     fixed: Callable[[Any], Any] | None = None,
     progress: bool = False,
     objective: Callable[[Any, Any, Any], Any] | None = None,
+    log_prior: Callable[[Any], Any] | None = None,
 ) -> FitResult:
-    """Maximise ``model.log_marginal_likelihood(X, y)`` over its hyperparameters.
+    """Maximise ``model.log_marginal_likelihood(X, y)`` (plus a log prior) over its hyperparameters.
 
     Args:
         model: a :class:`~gpjax_lite.GP` (or any module with a
@@ -139,7 +163,7 @@ def fit(
         fixed: ``lambda model: leaf_or_tuple_of_leaves`` selecting
             hyperparameters (or whole sub-modules) to hold fixed; they come
             back bit-for-bit. E.g. ``fixed=lambda gp: (gp.noise, gp.kernel.kernels[1])``.
-        progress: print the loss (the best over the starts) about
+        progress: print the lowest loss so far (over the starts) about
             :data:`PROGRESS_LINES` times during the run and at its last step,
             through ``jax.debug.callback`` inside the compiled loop (no
             measurable cost; switching it does not recompile). Meant for eager
@@ -148,41 +172,144 @@ def fit(
             default :func:`log_marginal_likelihood`. Sparse models pass their
             bound here. Use a module-level function (not a fresh lambda per
             call) so the compiled loop is reused.
+        log_prior: ``log_prior(model) -> scalar``, the log density of a prior
+            on the hyperparameters in their natural (constrained) values,
+            e.g. ``lambda gp: jax.scipy.stats.norm.logpdf(jnp.log(gp.kernel.lengthscale))
+            - jnp.log(gp.kernel.lengthscale)`` (a standard log-normal on the
+            lengthscale). It is added to the objective, so ``fit`` returns the
+            maximum a posteriori (MAP) estimate and ``losses`` are
+            ``-(objective + log_prior)``. The density is of ``θ`` itself, not
+            of the optimiser's ``log θ``: no Jacobian term is added, so the
+            MAP point is the mode of ``p(θ | X, y) ∝ p(y | X, θ) p(θ)``
+            (Rasmussen & Williams 2006, eq. 5.7). As for ``objective``, a
+            module-level function reuses the compiled loop. Default ``None``:
+            no prior (type-II maximum likelihood).
 
     Returns:
-        A :class:`FitResult`. If a loss or gradient became non-finite, the
-        model from the last finite step is returned, ``nonfinite_step`` says
-        where, and (in eager code) a ``RuntimeWarning`` is issued.
+        A :class:`FitResult` whose model is the best iterate seen. If a loss or
+        gradient became non-finite, ``nonfinite_step`` says where and (in eager
+        code) a ``RuntimeWarning`` is issued; a ``RuntimeWarning`` is also
+        issued when the optimiser's last iterate is worse than the initial
+        model (it diverged: try a smaller learning rate).
 
     Raises:
         ValueError: for bad shapes or non-finite data, ``num_steps < 1``,
-            ``num_restarts < 1``, ``num_restarts > 1`` without a ``key``, or a
+            ``num_restarts < 1``, ``num_restarts > 1`` without a ``key``, a
             ``fixed`` that does not select parts of the model (or selects all
-            of it).
+            of it), or an ``objective`` / ``log_prior`` that does not return a
+            scalar.
         TypeError: for an ``optimizer`` that is not an optax
-            ``GradientTransformation`` or an ``objective`` that is not callable.
+            ``GradientTransformation``, an ``objective`` or ``log_prior`` that
+            is not callable, or a ``progress`` that is not a bool.
     """
     X = as_inputs("X", X)
     y = as_targets("y", y, X.shape[0])
-    num_steps = _positive_int("num_steps", num_steps)
+    num_steps = check_loop_arguments(
+        optimizer=optimizer, num_steps=num_steps, progress=progress,
+        objective=objective, log_prior=log_prior,
+    )
     num_restarts = _positive_int("num_restarts", num_restarts)
     if num_restarts > 1 and key is None:
         raise ValueError("`key` is required when `num_restarts > 1` (it draws the starting points).")
+
+    params, static, initial, mask = split_trainable(model, fixed, X.dtype)
+    starts = _starting_points(params, num_restarts, key)
+    loss = NegativeLogPosterior(
+        log_marginal_likelihood if objective is None else objective, log_prior
+    )
+    # Shape errors in the objective (e.g. per-point noise of the wrong length)
+    # are raised while this call is traced, before anything is compiled; a
+    # second call with the same shapes reuses the program without tracing.
+    result = minimise(
+        loss, starts, initial, static, mask, (X, y), None, optimizer, num_steps,
+        jnp.asarray(progress), stochastic=False, name="fit",
+        label=_loss_label(objective, log_prior),
+    )
+    warn_about_run("fit", result, stochastic=False)
+    return result
+
+
+def log_marginal_likelihood(model, X, y):
+    """The default objective of :func:`fit`: ``model.log_marginal_likelihood(X, y)``."""
+    return model.log_marginal_likelihood(X, y)
+
+
+class NegativeLogPosterior(eqx.Module):
+    """The loss :func:`fit` minimises: ``-(objective(model, X, y) + log_prior(model))``.
+
+    Without a prior (``log_prior=None``) this is ``-objective``. Both functions
+    are fields, so two losses built from the same functions compare equal and
+    share one compiled loop.
+    """
+
+    objective: Callable[[Any, Any, Any], Any]
+    log_prior: Callable[[Any], Any] | None = None
+
+    def __call__(self, model, data, key=None) -> Float[Array, ""]:
+        X, y = data
+        value = _scalar("objective", self.objective(model, X, y))
+        if self.log_prior is not None:
+            value = value + _scalar("log_prior", self.log_prior(model))
+        return -value
+
+
+def _scalar(name: str, value):
+    """``value`` as an array, checked to be a scalar (shapes are static: this holds under jit)."""
+    value = jnp.asarray(value)
+    if value.shape != ():
+        raise ValueError(f"`{name}` must return a scalar, got an array of shape {value.shape}.")
+    return value
+
+
+def _loss_label(objective, log_prior) -> str:
+    what = "log p(y)" if objective is None else "objective"
+    return f"-{what} =" if log_prior is None else f"-({what} + log_prior) ="
+
+
+# --------------------------------------------------------------------------- arguments
+def check_loop_arguments(
+    *, optimizer, num_steps, progress, objective=None, log_prior=None
+) -> int:
+    """The checks of every argument the fit loop takes, shared by ``fit`` and ``fit_svgp``.
+
+    Returns ``num_steps`` as an int.
+
+    Raises:
+        ValueError: ``num_steps`` is not a positive int.
+        TypeError: ``optimizer`` is not an optax ``GradientTransformation``,
+            ``progress`` is not a bool, ``objective`` or ``log_prior`` (when
+            given) is not callable.
+    """
+    num_steps = _positive_int("num_steps", num_steps)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
             "`optimizer` must be an optax GradientTransformation (e.g. `optax.lbfgs()` or "
             f"`optax.adam(0.05)`), got {type(optimizer).__name__}."
         )
-    if objective is None:
-        objective = log_marginal_likelihood
-    elif not callable(objective):
-        raise TypeError(
-            f"`objective` must be a function `objective(model, X, y) -> scalar`, "
-            f"got {type(objective).__name__}."
-        )
     if not isinstance(progress, bool):
         raise TypeError(f"`progress` must be True or False, got {progress!r}.")
+    for name, function, signature in (
+        ("objective", objective, "objective(model, X, y) -> scalar"),
+        ("log_prior", log_prior, "log_prior(model) -> scalar"),
+    ):
+        if function is not None and not callable(function):
+            raise TypeError(
+                f"`{name}` must be a function `{signature}`, got {type(function).__name__}."
+            )
+    return num_steps
 
+
+def split_trainable(model, fixed, dtype):
+    """Split ``model`` into what the loop optimises and what it holds (``fixed=``, written once).
+
+    Returns ``(params, static, initial, mask)``: the trainable leaves in the
+    unconstrained space, everything else, the trainable leaves as given (to
+    return an unmoved model bit-for-bit), and the trainable mask.
+
+    Raises:
+        ValueError: ``fixed`` does not select parts of ``model``, or leaves
+            nothing to fit.
+    """
     mask = trainable_mask(model, fixed)
     if not any(jax.tree_util.tree_leaves(mask)):
         raise ValueError(
@@ -192,42 +319,8 @@ def fit(
     params, static = eqx.partition(to_unconstrained(model, mask), mask)
     # Weakly typed hyperparameters (Python-float defaults) take the data's dtype,
     # so a float32 problem stays float32 even when float64 is enabled.
-    params = jax.tree_util.tree_map(lambda p: _like_data(p, X), params)
-    initial = eqx.filter(model, mask)
-    starts = _starting_points(params, num_restarts, key)
-    # Shape errors in the objective (e.g. per-point noise of the wrong length)
-    # are raised while this call is traced, before anything is compiled; a
-    # second call with the same shapes reuses the program without tracing.
-    result = _fit_compiled(
-        starts, initial, static, mask, X, y, optimizer, num_steps, jnp.asarray(progress), objective
-    )
-
-    if is_concrete(result.nonfinite_step) and int(result.nonfinite_step) >= 0:
-        warnings.warn(
-            f"fit: the loss or its gradient became non-finite at step {int(result.nonfinite_step)}; "
-            "returning the model from the last finite step. Try a larger noise, float64, "
-            "or a smaller learning rate.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    elif is_concrete(result.final_loss) and not bool(jnp.isfinite(result.final_loss)):
-        # Every step was finite, but re-evaluating the fitted model is not: the
-        # problem sits on the edge of what the dtype can factorise (typically a
-        # noise driven towards 0 in float32).
-        warnings.warn(
-            "fit: the fitted model's loss is not finite although every step was; its "
-            "covariance is on the edge of positive definiteness in "
-            f"{jnp.result_type(result.final_loss)}. Use float64, or bound the noise from below "
-            "(e.g. hold it fixed with `fixed=`).",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return result
-
-
-def log_marginal_likelihood(model, X, y):
-    """The default objective of :func:`fit`: ``model.log_marginal_likelihood(X, y)``."""
-    return model.log_marginal_likelihood(X, y)
+    params = jax.tree_util.tree_map(lambda p: _like(p, dtype), params)
+    return params, static, eqx.filter(model, mask), mask
 
 
 def _positive_int(name: str, value) -> int:
@@ -236,9 +329,9 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
-def _like_data(leaf, X):
+def _like(leaf, dtype):
     weak = getattr(leaf, "weak_type", False)
-    return leaf.astype(X.dtype) if weak and leaf.dtype != X.dtype else leaf
+    return leaf.astype(dtype) if weak and leaf.dtype != dtype else leaf
 
 
 def _starting_points(params, num_restarts: int, key):
@@ -256,8 +349,37 @@ def _starting_points(params, num_restarts: int, key):
     return jax.tree_util.tree_unflatten(treedef, stacked)
 
 
+def warn_about_run(name: str, result, *, stochastic: bool) -> None:
+    """The eager half of the non-finite policy: warn about a run that went wrong.
+
+    Skipped on tracers (inside a user's ``jit`` or ``vmap``), where
+    ``nonfinite_step`` and ``last_loss`` carry the same information.
+    """
+    step = result.nonfinite_step
+    if is_concrete(step) and int(step) >= 0:
+        warnings.warn(
+            f"{name}: the loss or its gradient became non-finite at step {int(step)}; returning "
+            "the best model before it. Try a larger noise, float64, or a smaller learning rate.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    if stochastic or not (is_concrete(result.last_loss) and is_concrete(result.losses)):
+        return
+    initial, last = float(result.losses[0]), float(result.last_loss)
+    if last > initial:
+        warnings.warn(
+            f"{name}: the optimiser diverged: its last iterate has loss {last:.6g}, above the "
+            f"initial {initial:.6g}; returning the best iterate seen (loss "
+            f"{float(result.final_loss):.6g}). Try a smaller learning rate or L-BFGS.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+# ------------------------------------------------------------------------------ the loop
 def _sequential_batches() -> bool:
-    """Whether batches (restarts, a user's ``vmap`` over ``fit``) run as loops rather than ``vmap``.
+    """Whether batches (restarts, a user's ``vmap`` over a fit) run as loops rather than ``vmap``.
 
     True on the CPU backend. There a batched LAPACK call (the Cholesky
     factorisation and triangular solves of every marginal likelihood) is a
@@ -271,55 +393,293 @@ def _sequential_batches() -> bool:
     return jax.default_backend() == "cpu"
 
 
+class _LoopState(eqx.Module):
+    """Everything the loop carries from one step to the next; every field has a leading
+    ``starts`` axis except ``step``."""
+
+    step: Int[Array, ""]  # the step about to be taken
+    params: PyTree  # each start's current iterate (unconstrained)
+    opt_state: PyTree  # the optimizer's state at ``params``
+    best_params: PyTree  # the iterate to return if the run ended now (see `_Loop.step`)
+    best_loss: Float[Array, " starts"]  # its loss (inf before any finite one)
+    losses: Float[Array, "starts num_steps"]  # loss at the start of each step (NaN: not taken)
+    nonfinite_step: Int[Array, " starts"]  # first step with a NaN/inf loss or gradient, or -1
+    steps_taken: Int[Array, " starts"]
+    stopped: Bool[Array, " starts"]  # converged, or met a non-finite value
+
+
+class _Proposal(eqx.Module):
+    """What one optimizer update proposes for one start (or, stacked, for every start)."""
+
+    loss: Float[Array, ""]  # at the current iterate
+    finite: Bool[Array, ""]  # loss and gradient are finite
+    worse: Bool[Array, ""]  # the line search could not decrease the loss: reject the step
+    converged: Bool[Array, ""]
+    params: PyTree
+    opt_state: PyTree
+
+
+class _Loop(eqx.Module):
+    """The optimisation loop: ``init``, then ``step`` until ``done``, then ``finish``.
+
+    ``loss(params, key)`` is one start's loss at unconstrained ``params``;
+    ``key`` is that step's PRNG key for a stochastic loss and ``None``
+    otherwise.
+    """
+
+    loss: Callable[[Any, Any], Any]
+    optimizer: optax.GradientTransformationExtraArgs
+    num_steps: int
+    stochastic: bool
+    sequential: bool
+    has_linesearch: bool
+    dtype: Any
+    report: Callable[..., None]
+
+    def __init__(self, loss, optimizer, first, key, *, num_steps, stochastic, sequential, report):
+        """``first``: one start's parameters and ``key``: one step's key (``None`` for a
+        deterministic loss), to read the optimizer's state and the loss's dtype."""
+        tx = optax.with_extra_args_support(optimizer)
+        # L-BFGS's line search stores the value and gradient at the accepted point.
+        stored = optax.tree_utils.tree_get(jax.eval_shape(tx.init, first), "value")
+        self.has_linesearch = stored is not None
+        if self.has_linesearch:
+            # The line search stores the value in the dtype of the parameters, which
+            # may differ from the loss's (float32 data, float64 hyperparameters).
+            self.loss = lambda params, key: loss(params, key).astype(stored.dtype)
+        else:
+            self.loss = loss
+        self.optimizer = tx
+        self.num_steps = num_steps
+        self.stochastic = stochastic
+        self.sequential = sequential
+        self.dtype = jax.eval_shape(self.loss, first, key).dtype
+        self.report = report
+
+    # ------------------------------------------------------------------ one start
+    def _value_and_grad(self, params, opt_state, key):
+        if self.has_linesearch and not self.stochastic:
+            # Reuse the value and gradient the line search computed at this point
+            # instead of evaluating the loss twice per step. (A stochastic loss
+            # has a new minibatch each step, so nothing can be reused.)
+            loss = lambda p: self.loss(p, None)  # noqa: E731
+            return optax.value_and_grad_from_state(loss)(params, state=opt_state)
+        return jax.value_and_grad(self.loss)(params, key)
+
+    def _update(self, params, opt_state, key) -> _Proposal:
+        """One optimizer update of one start."""
+        value, grad = self._value_and_grad(params, opt_state, key)
+        finite = jnp.isfinite(value) & _all_finite(grad)
+        updates, new_state = self.optimizer.update(
+            grad, opt_state, params, value=value, grad=grad,
+            value_fn=lambda p: self.loss(p, key),
+        )
+        new_params = optax.apply_updates(params, updates)
+        worse = converged = jnp.asarray(False)
+        if self.has_linesearch and not self.stochastic:
+            new_value = optax.tree_utils.tree_get(new_state, "value")
+            # A failed line search may return a point that is no better: reject it.
+            worse = ~(new_value <= value)
+            decrease = (value - new_value) / jnp.maximum(
+                jnp.maximum(jnp.abs(value), jnp.abs(new_value)), 1.0
+            )
+            converged = (_max_abs(grad) <= GTOL) | (decrease <= FTOL)
+        return _Proposal(value.astype(self.dtype), finite, worse, converged, new_params, new_state)
+
+    def _skip(self, params, opt_state, key) -> _Proposal:
+        """What a stopped start proposes when starts are stepped one by one (computes nothing)."""
+        false = jnp.asarray(False)
+        return _Proposal(jnp.full((), jnp.nan, self.dtype), false, false, false, params, opt_state)
+
+    def _propose(self, state: _LoopState, key) -> _Proposal:
+        """One update of every start still running (the others propose to stay)."""
+        num_starts = state.stopped.shape[0]
+        if num_starts > 1 and self.sequential:
+
+            def per_start(args):
+                params, opt_state, running = args
+                return jax.lax.cond(running, self._update, self._skip, params, opt_state, key)
+
+            return jax.lax.map(per_start, (state.params, state.opt_state, ~state.stopped))
+        update = lambda params, opt_state: self._update(params, opt_state, key)  # noqa: E731
+        return _map_starts(update, num_starts, sequential=False)(state.params, state.opt_state)
+
+    # ------------------------------------------------------------------ the loop
+    def init(self, starts) -> _LoopState:
+        num_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]
+        return _LoopState(
+            step=jnp.asarray(0, jnp.int32),
+            params=starts,
+            opt_state=_map_starts(self.optimizer.init, num_starts, sequential=False)(starts),
+            best_params=starts,
+            best_loss=jnp.full((num_starts,), jnp.inf, self.dtype),
+            losses=jnp.full((num_starts, self.num_steps), jnp.nan, self.dtype),
+            nonfinite_step=jnp.full((num_starts,), -1, jnp.int32),
+            steps_taken=jnp.zeros((num_starts,), jnp.int32),
+            stopped=jnp.zeros((num_starts,), bool),
+        )
+
+    def step(self, state: _LoopState, key, progress) -> _LoopState:
+        """Step every running start once.
+
+        A proposal with a finite loss and gradient is taken unless the line
+        search rejected it; a non-finite one stops its start. The iterate to
+        return is updated with the current one when that has a finite loss no
+        higher than the best so far (deterministic losses), or whenever its loss
+        is finite (stochastic losses: the latest finite iterate).
+        """
+        t, running = state.step, ~state.stopped
+        proposal = self._propose(state, key)
+        bad = running & ~proposal.finite
+        take = running & proposal.finite & ~proposal.worse
+        keep = running & proposal.finite
+        if not self.stochastic:
+            keep = keep & (proposal.loss <= state.best_loss)
+        state = _LoopState(
+            step=t + 1,
+            params=_where(take, proposal.params, state.params),
+            opt_state=_where(take, proposal.opt_state, state.opt_state),
+            best_params=_where(keep, state.params, state.best_params),
+            best_loss=jnp.where(keep, proposal.loss, state.best_loss),
+            losses=state.losses.at[:, t].set(jnp.where(running, proposal.loss, state.losses[:, t])),
+            nonfinite_step=jnp.where(bad, t, state.nonfinite_step),
+            steps_taken=state.steps_taken + running.astype(jnp.int32),
+            stopped=state.stopped | bad | (running & (proposal.worse | proposal.converged)),
+        )
+        self._report_progress(state, progress)
+        return state
+
+    def done(self, state: _LoopState) -> Bool[Array, ""]:
+        return (state.step >= self.num_steps) | jnp.all(state.stopped)
+
+    def finish(self, state: _LoopState):
+        """Choose each start's iterate to return, and fill its trace after a stop.
+
+        The last iterate (after the last update) was never scored in the loop.
+        A deterministic loss scores it now and takes it if its loss is finite
+        and, unless a line search already guarantees it, no higher than the
+        best; a stochastic loss takes it whenever no step was non-finite.
+
+        Returns ``(params, loss, last_loss, losses)`` per start.
+        """
+        healthy = state.nonfinite_step < 0
+        num_starts = healthy.shape[0]
+        if self.stochastic:
+            last_loss = jnp.full((num_starts,), jnp.nan, self.dtype)
+            take_last = healthy
+        else:
+            score = lambda params: self.loss(params, None)  # noqa: E731
+            last_loss = _map_starts(score, num_starts, self.sequential)(state.params)
+            last_loss = jnp.where(healthy, last_loss, jnp.nan)
+            no_worse = True if self.has_linesearch else last_loss <= state.best_loss
+            take_last = healthy & jnp.isfinite(last_loss) & no_worse
+        params = _where(take_last, state.params, state.best_params)
+        loss = jnp.where(take_last, last_loss, state.best_loss)
+        loss = jnp.where(jnp.isfinite(loss), loss, jnp.nan)
+        # After an early stop the trace repeats the last iterate's loss; after a
+        # non-finite step it is NaN.
+        untaken = jnp.arange(self.num_steps)[None, :] >= state.steps_taken[:, None]
+        losses = jnp.where(untaken, last_loss[:, None].astype(self.dtype), state.losses)
+        return params, loss, last_loss, losses
+
+    def _report_progress(self, state: _LoopState, progress):
+        report_every = max(self.num_steps // PROGRESS_LINES, 1)
+        t = state.step - 1
+
+        def report():
+            due = (t % report_every == 0) | (t == self.num_steps - 1) | jnp.all(state.stopped)
+            # Under a user's vmap on an accelerator this inner `cond` becomes a
+            # select that runs the callback at every step: `due` travels along
+            # so that only the due lines print.
+            jax.lax.cond(
+                due,
+                lambda: jax.debug.callback(
+                    self.report, t, jnp.min(state.best_loss), jnp.sum(~state.stopped), due
+                ),
+                lambda: None,
+            )
+
+        # `progress` is a traced flag that is never batched: when it is off this
+        # is one scalar branch per step and no callback runs, and switching it
+        # does not recompile the loop.
+        jax.lax.cond(progress, report, lambda: None)
+
+    def run(self, starts, keys, progress):
+        """``init``, ``step`` until ``done`` (one ``lax.while_loop``), ``finish``."""
+
+        def body(state):
+            key = None if keys is None else keys[state.step]
+            return self.step(state, key, progress)
+
+        state = jax.lax.while_loop(lambda s: ~self.done(s), body, self.init(starts))
+        return state, self.finish(state)
+
+
 @eqx.filter_jit
-def _fit_compiled(starts, initial, static, mask, X, y, optimizer, num_steps, progress, objective):
+def minimise(
+    loss, starts, initial, static, mask, data, key, optimizer, num_steps, progress, *,
+    stochastic: bool, name: str, label: str,
+) -> FitResult:
+    """Minimise ``loss(model, data, key)`` from every start; return a :class:`FitResult`.
+
+    Args:
+        loss: ``loss(model, data, key) -> scalar`` (nats); ``key`` is a PRNG key
+            per step when ``stochastic``, else ``None``.
+        starts: the trainable leaves in the unconstrained space, with a leading
+            ``starts`` axis (the first start is the model as given).
+        initial: the trainable leaves as given, returned bit-for-bit when the
+            model never moved.
+        static: everything that is not trained; ``mask``: the trainable mask.
+        data: a pytree of arrays passed to ``loss`` (``(X, y)``).
+        key: for a stochastic loss, split into one key per step.
+        optimizer, num_steps: as in :func:`fit`; ``progress``: a traced bool.
+        stochastic: the loss is a noisy estimate (no convergence tests, no
+            ranking of iterates: the last finite iterate is returned).
+        name, label: how progress lines start and name the loss.
+    """
     static_arrays, static_rest = eqx.partition(static, eqx.is_array)
     sequential = _sequential_batches()
+    num_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]
+    report = functools.partial(
+        _print_progress, name=name, label=label, num_steps=num_steps, num_starts=num_starts
+    )
 
-    def to_model(params, static_arrays):
-        return from_unconstrained(eqx.combine(params, static_arrays, static_rest), mask)
+    def run(starts, initial, static_arrays, data, key, progress):
+        def to_model(params):
+            return from_unconstrained(eqx.combine(params, static_arrays, static_rest), mask)
 
-    def run(starts, initial, static_arrays, X, y, progress):
-        def loss_fn(params):
-            return -objective(to_model(params, static_arrays), X, y)
-
-        num_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]
-        final_params, losses, nonfinite_step, steps_taken = _optimise(
-            loss_fn, starts, optimizer, num_steps, progress, sequential
+        keys = None if key is None else jax.random.split(key, num_steps)
+        loop = _Loop(
+            lambda params, step_key: loss(to_model(params), data, step_key),
+            optimizer,
+            jax.tree_util.tree_map(lambda leaf: leaf[0], starts),
+            None if keys is None else keys[0],
+            num_steps=num_steps, stochastic=stochastic, sequential=sequential, report=report,
         )
-        final_losses = _map_starts(loss_fn, num_starts, sequential)(final_params)
-        # After an early stop the trace repeats the final loss; after a
-        # non-finite step it is NaN.
-        fill = jnp.where(nonfinite_step >= 0, jnp.nan, final_losses).astype(losses.dtype)
-        stopped = jnp.arange(num_steps)[None, :] >= steps_taken[:, None]
-        losses = jnp.where(stopped, fill[:, None], losses)
+        state, (params, final_losses, last_losses, losses) = loop.run(starts, keys, progress)
         # NaN never wins: rank non-finite final losses last.
         best = jnp.argmin(jnp.where(jnp.isfinite(final_losses), final_losses, jnp.inf))
         pick = lambda tree: jax.tree_util.tree_map(lambda leaf: leaf[best], tree)  # noqa: E731
         # A model that never moved (e.g. non-finite from step 0) comes back as it
         # was given, without the round trip exp(log θ) through the unconstrained space.
-        unchanged = (best == 0) & _all_equal(pick(final_params), pick(starts))
-        trainable = eqx.filter(to_model(pick(final_params), static_arrays), mask)
+        unchanged = (best == 0) & _all_equal(pick(params), pick(starts))
+        trainable = eqx.filter(to_model(pick(params)), mask)
         trainable = jax.tree_util.tree_map(
             lambda new, old: jnp.where(unchanged, old, new).astype(jnp.result_type(new)),
             trainable,
             initial,
         )
         return (
-            trainable,
-            losses[best],
-            final_losses[best],
-            nonfinite_step[best],
-            final_losses,
-            steps_taken[best],
+            trainable, losses[best], final_losses[best], state.nonfinite_step[best], final_losses,
+            state.steps_taken[best], last_losses[best],
         )
 
     if sequential:
         # Under a user's `vmap` (a batch of datasets), fit them one after the
         # other inside the compiled program instead of batching the LAPACK calls.
         run = jax.custom_batching.sequential_vmap(run)
-    trainable, losses, final_loss, nonfinite_step, restart_losses, steps_taken = run(
-        starts, initial, static_arrays, X, y, progress
+    trainable, losses, final_loss, nonfinite_step, restart_losses, steps_taken, last_loss = run(
+        starts, initial, static_arrays, data, key, progress
     )
     return FitResult(
         model=eqx.combine(trainable, static),
@@ -328,6 +688,7 @@ def _fit_compiled(starts, initial, static, mask, X, y, optimizer, num_steps, pro
         nonfinite_step=nonfinite_step,
         restart_losses=restart_losses,
         steps_taken=steps_taken,
+        last_loss=last_loss,
     )
 
 
@@ -356,134 +717,6 @@ def _where(flag, new, old):
     return jax.tree_util.tree_map(pick, new, old)
 
 
-def _optimise(loss_fn, starts, optimizer, num_steps, progress, sequential):
-    """Optimise every start (leading axis) for at most ``num_steps`` optax updates.
-
-    One ``lax.while_loop`` whose body steps all running starts (under ``vmap``,
-    or one after the other when ``sequential``, skipping those that stopped);
-    it ends when every start has stopped (converged, non-finite) or after
-    ``num_steps`` steps. Returns, per start, the final parameters, the loss at
-    the start of each step (NaN where no step was taken), the first step with
-    a non-finite loss or gradient (-1 if none) and the number of steps taken.
-    """
-    num_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]
-    tx = optax.with_extra_args_support(optimizer)
-    state = _map_starts(tx.init, num_starts, sequential=False)(starts)
-    # L-BFGS's line search stores the value and gradient at the accepted point:
-    # reuse them instead of evaluating the objective twice per step.
-    stored_value = optax.tree_utils.tree_get(state, "value")
-    has_linesearch = stored_value is not None
-    if has_linesearch:
-        # The line search stores the value in the dtype of the parameters, which
-        # may differ from the objective's (float32 data, float64 hyperparameters).
-        objective_loss = loss_fn
-        loss_fn = lambda params: objective_loss(params).astype(stored_value.dtype)  # noqa: E731
-        value_and_grad = optax.value_and_grad_from_state(loss_fn)
-    else:
-        plain_value_and_grad = jax.value_and_grad(loss_fn)
-        value_and_grad = lambda p, state: plain_value_and_grad(p)  # noqa: E731
-    report_every = max(num_steps // PROGRESS_LINES, 1)
-    print_progress = functools.partial(_print_progress, num_steps=num_steps, num_starts=num_starts)
-    first = jax.tree_util.tree_map(lambda leaf: leaf[0], starts)
-    dtype = jax.eval_shape(loss_fn, first).dtype
-
-    def one_step(params, state):
-        """One update of one start."""
-        value, grad = value_and_grad(params, state=state)
-        finite = jnp.isfinite(value) & _all_finite(grad)
-        updates, new_state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss_fn)
-        new_params = optax.apply_updates(params, updates)
-        if has_linesearch:
-            new_value = optax.tree_utils.tree_get(new_state, "value")
-            # A failed line search may return a point that is no better: reject it.
-            worse = ~(new_value <= value)
-            decrease = (value - new_value) / jnp.maximum(
-                jnp.maximum(jnp.abs(value), jnp.abs(new_value)), 1.0
-            )
-            converged = (_max_abs(grad) <= GTOL) | (decrease <= FTOL)
-        else:
-            worse = converged = jnp.asarray(False)
-        return value.astype(dtype), finite, worse, converged, new_params, new_state
-
-    def skip_step(params, state):
-        """What a stopped start returns when starts are stepped one by one (nothing is computed)."""
-        false = jnp.asarray(False)
-        return jnp.full((), jnp.nan, dtype), false, false, false, params, state
-
-    if num_starts > 1 and sequential:
-
-        def batched_step(params, state, active):
-            def per_start(args):
-                p, s, a = args
-                return jax.lax.cond(a, one_step, skip_step, p, s)
-
-            return jax.lax.map(per_start, (params, state, active))
-
-    else:
-        stepped = _map_starts(one_step, num_starts, sequential=False)
-        batched_step = lambda params, state, active: stepped(params, state)  # noqa: E731
-
-    def keep_going(carry):
-        t, _, _, _, _, _, _, _, stopped = carry
-        return (t < num_steps) & ~jnp.all(stopped)
-
-    def step(carry):
-        t, params, last_finite, state, losses, current, nonfinite_step, steps_taken, stopped = carry
-        active = ~stopped
-        value, finite, worse, converged, new_params, new_state = batched_step(params, state, active)
-        bad = active & ~finite
-        accept = active & finite & ~worse
-        # Accepted: move on, remembering the current (finite) point. Non-finite:
-        # go back to the last finite point. Otherwise (stopped, or a rejected
-        # line-search step) stay.
-        next_params = _where(accept, new_params, _where(bad, last_finite, params))
-        last_finite = _where(accept, params, last_finite)
-        state = _where(accept, new_state, state)
-        losses = losses.at[:, t].set(jnp.where(active, value, losses[:, t]))
-        current = jnp.where(active & finite, value, current)
-        nonfinite_step = jnp.where(bad, t, nonfinite_step)
-        steps_taken = steps_taken + active.astype(steps_taken.dtype)
-        stopped = stopped | bad | (active & (worse | converged))
-
-        def report_progress():
-            report = (t % report_every == 0) | (t == num_steps - 1) | jnp.all(stopped)
-            # Under a user's vmap on an accelerator this inner `cond` becomes a
-            # select that runs the callback at every step: `report` travels
-            # along so that only the due lines print.
-            jax.lax.cond(
-                report,
-                lambda: jax.debug.callback(
-                    print_progress, t, jnp.min(current), jnp.sum(~stopped), report
-                ),
-                lambda: None,
-            )
-
-        # `progress` is a traced flag that is never batched: when it is off this
-        # is one scalar branch per step and no callback runs, and switching it
-        # does not recompile the loop.
-        jax.lax.cond(progress, report_progress, lambda: None)
-        return (
-            t + 1, next_params, last_finite, state, losses, current, nonfinite_step, steps_taken,
-            stopped,
-        )
-
-    init = (
-        jnp.asarray(0, jnp.int32),
-        starts,
-        starts,
-        state,
-        jnp.full((num_starts, num_steps), jnp.nan, dtype=dtype),
-        jnp.full((num_starts,), jnp.inf, dtype=dtype),
-        jnp.full((num_starts,), -1, jnp.int32),
-        jnp.zeros((num_starts,), jnp.int32),
-        jnp.zeros((num_starts,), bool),
-    )
-    _, params, _, _, losses, _, nonfinite_step, steps_taken, _ = jax.lax.while_loop(
-        keep_going, step, init
-    )
-    return params, losses, nonfinite_step, steps_taken
-
-
 def _max_abs(tree) -> jax.Array:
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.max(jnp.asarray([jnp.max(jnp.abs(leaf)) for leaf in leaves] or [0.0]))
@@ -499,8 +732,9 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves] or [True]))
 
 
-def _print_progress(t, value, num_active, report, num_steps, num_starts):
-    if not bool(report):
+def _print_progress(t, value, num_running, due, *, name, label, num_steps, num_starts):
+    if not bool(due):
         return
-    starts = f"  (best of {num_starts} starts, {int(num_active)} running)" if num_starts > 1 else ""
-    print(f"fit: step {int(t) + 1:>5}/{num_steps}  -log p(y) = {float(value):.6g}{starts}", flush=True)
+    starts = f"  (best of {num_starts} starts, {int(num_running)} running)" if num_starts > 1 else ""
+    line = f"{name}: step {int(t) + 1:>5}/{num_steps}  {label} {float(value):.6g}{starts}"
+    print(line, flush=True)

@@ -12,6 +12,29 @@ Design
   ``θ = exp(u)``, so no optimiser step can leave the valid region. The log
   map is scale-invariant (a step changes ``θ`` by a factor), which suits
   lengthscales and variances that may range over orders of magnitude.
+* **Positivity floor (and ceiling).** ``exp(u)`` alone is positive only in
+  exact arithmetic: it underflows to 0 for ``u < -745`` in float64 (and
+  overflows to inf above 709), which an optimiser reaches whenever the
+  likelihood keeps improving as ``θ → 0`` (constant targets drive a variance
+  and the noise there) or ``θ → ∞``. So, as scikit-learn bounds ``θ`` for its
+  L-BFGS-B (``GaussianProcessRegressor``, default bounds ``(1e-5, 1e5)``),
+  ``u`` is clipped to a box before the map::
+
+      θ = exp(clip(u, -b, b)),   b = -½ log(tiny) - log 2,   i.e.  2√tiny ≤ θ ≤ 1/(2√tiny)
+
+  where ``tiny`` is the smallest normal number of the dtype:
+  ``θ ∈ [3.0e-154, 3.4e153]`` in float64 and ``[2.2e-19, 4.6e18]`` in
+  float32 (:meth:`Positive.bounds`). These are (within a factor 2) the widest
+  bounds for which ``θ``, ``θ²``, ``1/θ`` and ``1/θ²`` (a lengthscale enters
+  kernels as ``1/ℓ²``, a noise is already a variance) are all finite normal
+  numbers; the factor 2 keeps the rounding of ``exp`` from pushing ``θ²``
+  below ``tiny``, where XLA on CPU flushes subnormals to zero. So
+  every fitted value is accepted by the model's constructor and a refit
+  starts from a finite loss. Unlike scikit-learn's bounds they are not a
+  prior belief about scales: use ``log_prior=`` in ``fit`` for that. Inside
+  the box the map and its gradient are exactly ``exp``; outside it the
+  gradient is 0, so a hyperparameter driven to a bound stays there (as it
+  would at an active L-BFGS-B bound).
 * To hold hyperparameters fixed, pass ``fixed=`` a function that picks them
   out of the model (the same ``where`` convention as ``equinox.tree_at``)::
 
@@ -27,6 +50,7 @@ Only floating-point array leaves are hyperparameters; static fields (such as
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -54,9 +78,21 @@ class Identity:
 
 
 class Positive:
-    """A positive hyperparameter ``θ``, optimised as ``u = log θ``."""
+    """A positive hyperparameter ``θ``, optimised as ``u = log θ`` with ``u`` held in a box.
+
+    ``θ = exp(clip(u, -b, b))`` with ``b = -½ log(tiny) - log 2``, ``tiny`` the
+    smallest normal number of ``u``'s dtype, so ``θ ∈ [2√tiny, 1/(2√tiny)]``:
+    ``[3.0e-154, 3.4e153]`` in float64, ``[2.2e-19, 4.6e18]`` in float32 (see the
+    module docstring for why).
+    """
 
     name = "positive"
+
+    @staticmethod
+    def bounds(dtype) -> tuple[float, float]:
+        """``(lower, upper)`` on ``u = log θ`` for ``dtype``: ``∓(-½ log tiny - log 2)``."""
+        bound = -0.5 * math.log(float(jnp.finfo(dtype).tiny)) - math.log(2.0)
+        return -bound, bound
 
     @staticmethod
     def to_unconstrained(value):
@@ -64,7 +100,8 @@ class Positive:
 
     @staticmethod
     def from_unconstrained(u):
-        return jnp.exp(u)
+        lower, upper = Positive.bounds(jnp.result_type(u))
+        return jnp.exp(jnp.clip(u, lower, upper))
 
 
 def positive_field(default: Any = dataclasses.MISSING, **kwargs) -> Any:

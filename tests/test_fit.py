@@ -13,6 +13,7 @@ objective, model structure or shape is a new XLA program), so the tests share
 data shapes and optimizer objects where they can.
 """
 
+import math
 import re
 import time
 import warnings
@@ -24,6 +25,7 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
+import scipy.stats
 from oracle import rbf_nll_and_grad as np_rbf_nll
 
 import gpjax_lite
@@ -459,3 +461,150 @@ def test_result_is_a_module_with_documented_fields(lbfgs_run):
     assert result.final_loss.shape == ()
     assert result.restart_losses.shape == (1,)
     assert int(result.nonfinite_step) == -1
+
+
+# ----------------------------------------------------------------------- best iterate
+ADAM_HUGE = optax.adam(100.0)
+
+
+def test_diverging_optimizer_returns_the_best_iterate_and_warns():
+    # Issue 12.6: a learning rate of 100 in log-space throws the hyperparameters far away.
+    rng = np.random.default_rng(0)
+    X = np.linspace(0.0, 10.0, 60)
+    y = np.sin(X) + 0.1 * rng.standard_normal(60)
+    gp = rbf_gp()
+    with pytest.warns(RuntimeWarning, match="diverged") as record:
+        result = fit(gp, X, y, optimizer=ADAM_HUGE, num_steps=50)
+    losses = np.asarray(result.losses)
+    assert int(result.nonfinite_step) == -1 and np.all(np.isfinite(losses))
+    # The optimiser ended far above where it started ...
+    assert float(result.last_loss) > losses[0] + 100.0
+    assert f"{float(result.last_loss):.6g}" in str(record[0].message)
+    # ... but `fit` returns the best iterate seen, scored by the independent formula.
+    assert float(result.final_loss) == min(np.min(losses), float(result.last_loss))
+    assert float(result.final_loss) <= losses[0]
+    nll, _ = np_rbf_nll(np.log(hyperparameters(result.model)), X, y)
+    np.testing.assert_allclose(float(result.final_loss), nll, rtol=1e-10)
+    # Here every step made things worse: the best is the initial model, returned bit-for-bit.
+    assert float(result.final_loss) == losses[0]
+    np.testing.assert_array_equal(hyperparameters(result.model), hyperparameters(gp))
+
+
+def test_adam_returns_the_lowest_loss_seen(data):
+    # The same compiled program as test_adam_reaches_scipy_optimum (same optimizer, shapes).
+    X, y = data
+    result = fit(rbf_gp(), X, y, optimizer=ADAM, num_steps=1000)
+    losses = np.asarray(result.losses)
+    best = min(np.min(losses), float(result.last_loss))
+    assert float(result.final_loss) == best
+    nll, _ = np_rbf_nll(np.log(hyperparameters(result.model)), X, y)
+    np.testing.assert_allclose(float(result.final_loss), nll, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------- MAP
+PRIOR_MU, PRIOR_SIGMA = math.log(2.0), 0.25
+
+
+def lognormal_lengthscale_prior(gp):
+    """log LogNormal(ℓ; μ, σ) of the natural lengthscale: log N(log ℓ; μ, σ) - log ℓ."""
+    lengthscale = gp.kernel.lengthscale
+    return jax.scipy.stats.norm.logpdf(jnp.log(lengthscale), PRIOR_MU, PRIOR_SIGMA) - jnp.log(
+        lengthscale
+    )
+
+
+def np_negative_log_posterior(theta, X, y):
+    """``NLL(θ) - log p(ℓ)`` in log-parameters, with SciPy's log-normal, and its gradient."""
+    nll, grad = np_rbf_nll(theta, X, y)
+    lengthscale = math.exp(theta[1])
+    log_prior = scipy.stats.lognorm.logpdf(lengthscale, PRIOR_SIGMA, scale=math.exp(PRIOR_MU))
+    grad = grad.copy()
+    # -log p(ℓ = e^u) = u + (u - μ)² / (2σ²) + const, so its u-derivative is 1 + (u - μ) / σ².
+    grad[1] += 1.0 + (theta[1] - PRIOR_MU) / PRIOR_SIGMA**2
+    return nll - log_prior, grad
+
+
+@pytest.fixture(scope="module")
+def map_reference(data):
+    X, y = data
+    theta = np.log([0.7, 1.3, 0.05])
+    assert scipy.optimize.check_grad(
+        lambda t: np_negative_log_posterior(t, X, y)[0],
+        lambda t: np_negative_log_posterior(t, X, y)[1],
+        theta,
+    ) < 1e-4
+    return scipy.optimize.minimize(
+        np_negative_log_posterior, np.log([1.0, 1.0, 0.1]), args=(X, y), jac=True,
+        method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-10),
+    )
+
+
+def test_map_matches_scipy_lbfgsb_on_lml_plus_log_prior(data, map_reference):
+    X, y = data
+    ref = map_reference
+    result = fit(rbf_gp(), X, y, log_prior=lognormal_lengthscale_prior)
+    # The prior moves the optimum far from the maximum-likelihood one.
+    ml = scipy_optimum(X, y, [(1.0, 1.0, 0.1)], ftol=1e-14, gtol=1e-9)
+    assert np.exp(ref.x[1]) > 1.3 * np.exp(ml.x[1])
+    assert abs(float(result.final_loss) - ref.fun) < 1e-8
+    np.testing.assert_allclose(hyperparameters(result.model), np.exp(ref.x), rtol=2e-5)
+    # losses are -(lml + log_prior), from the initial model on.
+    value, _ = np_negative_log_posterior(np.log([1.0, 1.0, 0.1]), X, y)
+    np.testing.assert_allclose(float(result.losses[0]), value, rtol=1e-12)
+    value, _ = np_negative_log_posterior(np.log(hyperparameters(result.model)), X, y)
+    np.testing.assert_allclose(float(result.final_loss), value, rtol=1e-10)
+
+
+def test_map_with_restarts_fixed_adam_and_vmap(data, map_reference):
+    X, y = data
+    gp = rbf_gp()
+    # Restarts and a fixed noise: the noise comes back bit-for-bit, the others are MAP.
+    result = fit(
+        gp, X, y, num_restarts=3, key=jax.random.key(5), fixed=lambda gp: gp.noise,
+        log_prior=lognormal_lengthscale_prior,
+    )
+    assert result.model.noise == gp.noise
+    assert float(result.final_loss) == np.min(np.asarray(result.restart_losses))
+    theta = np.log(hyperparameters(result.model))
+    value, grad = np_negative_log_posterior(theta, X, y)
+    np.testing.assert_allclose(float(result.final_loss), value, rtol=1e-10)
+    assert np.max(np.abs(grad[:2])) < 1e-3  # stationary in the free hyperparameters
+    # Any optimizer: Adam from the same start lowers -(lml + log_prior) towards SciPy's optimum.
+    adam = fit(gp, X, y, optimizer=ADAM, num_steps=1000, log_prior=lognormal_lengthscale_prior)
+    value, _ = np_negative_log_posterior(np.log(hyperparameters(adam.model)), X, y)
+    np.testing.assert_allclose(float(adam.final_loss), value, rtol=1e-10)
+    assert abs(float(adam.final_loss) - map_reference.fun) < 1e-3
+    # vmap over datasets equals fitting them one by one.
+    datasets = [make_data(seed) for seed in (20, 21)]
+    models = jax.vmap(lambda X, y: fit(gp, X, y, log_prior=lognormal_lengthscale_prior).model)(
+        jnp.stack([d[0] for d in datasets]), jnp.stack([d[1] for d in datasets])
+    )
+    for i, (Xi, yi) in enumerate(datasets):
+        one = fit(gp, Xi, yi, log_prior=lognormal_lengthscale_prior)
+        np.testing.assert_allclose(
+            [models.kernel.variance[i], models.kernel.lengthscale[i], models.noise[i]],
+            hyperparameters(one.model),
+            rtol=1e-6,
+        )
+
+
+def vector_prior(gp):
+    return jnp.stack([gp.kernel.lengthscale, gp.kernel.variance])
+
+
+def vector_objective(model, X, y):
+    return jnp.stack([model.log_marginal_likelihood(X, y)] * 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(log_prior=3.0), TypeError, "log_prior"),
+        (dict(log_prior=vector_prior), ValueError, "log_prior"),
+        (dict(objective=vector_objective), ValueError, "objective"),
+    ],
+)
+def test_bad_log_prior_or_objective(data, kwargs, error, name):
+    X, y = data
+    with pytest.raises(error, match=f"`{name}`"):
+        fit(rbf_gp(), X, y, **kwargs)

@@ -24,8 +24,9 @@ unbiased estimate::
     KL   = ½ (tr S + μᵀμ - m - log|S|),   log|S| = 2 Σ log diag Lₛ
 
 A step costs ``O(b m² + m³)`` time and ``O(b m + m²)`` memory, independent
-of ``n``. :func:`fit_svgp` runs the whole optimisation in one compiled
-``lax.scan`` with minibatches drawn by ``jax.random`` inside the loop.
+of ``n``. :func:`fit_svgp` runs the whole optimisation in the one compiled
+loop of :func:`gpjax_lite.fit` with minibatches drawn by ``jax.random``
+inside the loop.
 """
 
 from __future__ import annotations
@@ -47,20 +48,14 @@ from .._checks import (
     check_kernel_and_mean,
     check_positive,
     evaluate_mean,
-    is_concrete,
 )
 from ..distributions import MultivariateNormal
+from ..fit import check_loop_arguments, minimise, split_trainable, warn_about_run
 from ..kernels.base import Kernel
 from ..linalg import cho_solve, cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
+from ..parameters import positive_field, real_field
 from ..posterior import AbstractPosterior
-from ..parameters import (
-    from_unconstrained,
-    positive_field,
-    real_field,
-    to_unconstrained,
-    trainable_mask,
-)
 from ._common import (
     LOG_2PI,
     as_int,
@@ -301,17 +296,44 @@ class SVGPFitResult(eqx.Module):
     """What :func:`fit_svgp` returns.
 
     Attributes:
-        model: the fitted :class:`SVGP` (same structure as the input).
+        model: the fitted :class:`SVGP` (same structure as the input): the last
+            iterate, or the last one before a non-finite step.
         losses: ``(num_steps,)`` negative minibatch ELBO (nats, scaled to all ``n``
             points) at the start of each step: a noisy, unbiased estimate of
-            the negative full ELBO.
+            the negative full ELBO. From a non-finite step on they are NaN.
         nonfinite_step: first step whose loss or gradient was NaN/inf (-1 if
-            none); from there on the parameters stay at their last finite values.
+            none); the run stops there.
     """
 
     model: Any
     losses: Float[Array, " num_steps"]
     nonfinite_step: Int[Array, ""]
+
+
+class NegativeMinibatchELBO(eqx.Module):
+    """The loss :func:`fit_svgp` minimises at each step: ``-ELBO`` on a fresh minibatch.
+
+    ``loss(model, (X, y), key)`` draws ``batch_size`` rows with
+    :func:`sample_minibatch` from ``key`` and returns
+    ``-(n / b) Σ_batch E_q[log p(y|f)] + KL`` (nats). With a ``mesh`` the
+    minibatch is split across the mesh's batch axis.
+    """
+
+    batch_size: int = eqx.field(static=True)
+    mesh: Any = eqx.field(default=None, static=True)
+
+    def __call__(self, model: SVGP, data, key) -> Float[Array, ""]:
+        X, y = data
+        Xb, yb = sample_minibatch(key, X, y, self.batch_size)
+        if self.mesh is not None:
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            from .sharding import batch_axis
+
+            split = NamedSharding(self.mesh, PartitionSpec(batch_axis(self.mesh)))
+            Xb = jax.lax.with_sharding_constraint(Xb, split)
+            yb = jax.lax.with_sharding_constraint(yb, split)
+        return -model.elbo(Xb, yb, num_data=X.shape[0])
 
 
 _DEFAULT_OPTIMIZER = optax.adam(1e-2)
@@ -334,11 +356,18 @@ def fit_svgp(
 
     Every step draws ``batch_size`` rows uniformly with replacement
     (:func:`sample_minibatch`, inside the loop, from data held on the device)
-    and takes one optax step on ``-(n / b) Σ_batch E_q[log p(y|f)] + KL``.
-    Trainable leaves (kernel, noise, ``Z``, ``q_mu``, ``q_sqrt``, minus
-    ``fixed``) are optimised in the unconstrained space of
-    :mod:`gpjax_lite.parameters` (log for positive ones, log-diagonal for
-    ``q_sqrt``).
+    and takes one optax step on ``-(n / b) Σ_batch E_q[log p(y|f)] + KL``
+    (Hensman, Matthews & Ghahramani 2015). Trainable leaves (kernel, noise,
+    ``Z``, ``q_mu``, ``q_sqrt``, minus ``fixed``) are optimised in the
+    unconstrained space of :mod:`gpjax_lite.parameters` (log for positive
+    ones, log-diagonal for ``q_sqrt``).
+
+    It runs the same loop as :func:`gpjax_lite.fit` (``gpjax_lite.fit.minimise``)
+    with a stochastic loss: minibatch losses are noisy estimates, so there are
+    no convergence tests (all ``num_steps`` steps run) and the last iterate is
+    returned rather than the one with the lowest minibatch loss. A non-finite
+    loss or gradient stops the run, returns the last finite iterate and, in
+    eager code, warns.
 
     Args:
         model: an :class:`SVGP`.
@@ -355,31 +384,33 @@ def fit_svgp(
             mesh's first axis, and XLA sums the partial ELBOs. ``batch_size``
             must then be a multiple of the number of devices on that axis.
             ``None``: default placement (one device).
-        progress: print the loss about 10 times (``jax.debug.callback``).
+        progress: print the minibatch loss about 10 times (``jax.debug.callback``;
+            switching it does not recompile).
 
     Returns:
-        An :class:`SVGPFitResult` with ``.model`` and ``.losses``.
+        An :class:`SVGPFitResult` with ``.model``, ``.losses`` and ``.nonfinite_step``.
 
     Raises:
         ValueError: bad shapes or non-finite data, ``X`` whose columns differ
             from ``inducing_inputs``, ``batch_size`` outside ``[1, n]`` (or not
-            divisible by the mesh), ``num_steps < 1``, a missing ``key``.
+            divisible by the mesh), ``num_steps < 1``, a missing ``key``, a
+            ``fixed`` that does not select parts of the model (or selects all
+            of it).
+        TypeError: a ``model`` that is not an :class:`SVGP`, an ``optimizer``
+            that is not an optax ``GradientTransformation``, a ``progress``
+            that is not a bool.
     """
     if not isinstance(model, SVGP):
         raise TypeError(f"`model` must be a gpjax_lite.sparse.SVGP, got {type(model).__name__}.")
     X, y = model._data(X, y)
     n = X.shape[0]
     batch_size = as_int("batch_size", batch_size, minimum=1, maximum=n)
-    num_steps = as_int("num_steps", num_steps, minimum=1)
+    num_steps = check_loop_arguments(optimizer=optimizer, num_steps=num_steps, progress=progress)
     if key is None:
         raise ValueError("`key` is required: it draws the minibatches.")
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(
-            f"`optimizer` must be an optax GradientTransformation, got {type(optimizer).__name__}."
-        )
 
-    mask = trainable_mask(model, fixed)
-    params, static = eqx.partition(to_unconstrained(model, mask), mask)
+    params, static, initial, mask = split_trainable(model, fixed, X.dtype)
+    starts = jax.tree_util.tree_map(lambda p: p[None], params)
     if mesh is not None:
         from .sharding import auto_mesh, batch_axis, replicate
 
@@ -390,84 +421,13 @@ def fit_svgp(
                 f"`batch_size` ({batch_size}) must be a multiple of the {num_shards} devices "
                 f"on the mesh axis {batch_axis(mesh)!r}."
             )
-        params, static, X, y = replicate((params, static, X, y), mesh)
+        starts, initial, static, X, y = replicate((starts, initial, static, X, y), mesh)
 
-    result = _fit_svgp_compiled(
-        params, static, mask, X, y, key, optimizer, num_steps, batch_size, mesh, progress
+    result = minimise(
+        NegativeMinibatchELBO(batch_size, mesh), starts, initial, static, mask, (X, y), key,
+        optimizer, num_steps, jnp.asarray(progress), stochastic=True, name="fit_svgp",
+        label="-ELBO ≈",
     )
-    if is_concrete(result.nonfinite_step) and int(result.nonfinite_step) >= 0:
-        import warnings
-
-        warnings.warn(
-            f"fit_svgp: the loss or its gradient became non-finite at step "
-            f"{int(result.nonfinite_step)}; returning the model from the last finite step.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return result
-
-
-@eqx.filter_jit
-def _fit_svgp_compiled(params, static, mask, X, y, key, optimizer, num_steps, batch_size, mesh,
-                       progress):
-    n = X.shape[0]
-    tx = optax.with_extra_args_support(optimizer)
-
-    def to_model(p):
-        return from_unconstrained(eqx.combine(p, static), mask)
-
-    def loss_fn(p, Xb, yb):
-        return -to_model(p).elbo(Xb, yb, num_data=n)
-
-    if mesh is not None:
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        from .sharding import batch_axis
-
-        split = NamedSharding(mesh, PartitionSpec(batch_axis(mesh)))
-
-        def draw(k):
-            Xb, yb = sample_minibatch(k, X, y, batch_size)
-            return (jax.lax.with_sharding_constraint(Xb, split),
-                    jax.lax.with_sharding_constraint(yb, split))
-    else:
-        def draw(k):
-            return sample_minibatch(k, X, y, batch_size)
-
-    report_every = max(num_steps // 10, 1)
-
-    def step(carry, xs):
-        params, state, nonfinite_step = carry
-        t, step_key = xs
-        Xb, yb = draw(step_key)
-        value, grad = jax.value_and_grad(loss_fn)(params, Xb, yb)
-        finite = jnp.isfinite(value) & jnp.all(
-            jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grad)] or [True])
-        )
-        nonfinite_step = jnp.where((nonfinite_step < 0) & ~finite, t, nonfinite_step)
-        healthy = nonfinite_step < 0
-        updates, new_state = tx.update(
-            grad, state, params, value=value, grad=grad, value_fn=lambda p: loss_fn(p, Xb, yb)
-        )
-        new_params = optax.apply_updates(params, updates)
-        keep = lambda new, old: jnp.where(healthy, new, old)  # noqa: E731
-        params = jax.tree_util.tree_map(keep, new_params, params)
-        state = jax.tree_util.tree_map(keep, new_state, state)
-        if progress:
-            jax.lax.cond(
-                (t % report_every == 0) | (t == num_steps - 1),
-                lambda: jax.debug.callback(_print_progress, t, value, num_steps),
-                lambda: None,
-            )
-        return (params, state, nonfinite_step), value
-
-    init = (params, tx.init(params), jnp.asarray(-1, jnp.int32))
-    keys = jax.random.split(key, num_steps)
-    (params, _, nonfinite_step), losses = jax.lax.scan(
-        step, init, (jnp.arange(num_steps, dtype=jnp.int32), keys)
-    )
-    return SVGPFitResult(model=to_model(params), losses=losses, nonfinite_step=nonfinite_step)
-
-
-def _print_progress(t, value, num_steps):
-    print(f"fit_svgp: step {int(t) + 1:>6}/{num_steps}  -ELBO ≈ {float(value):.6g}", flush=True)
+    warn_about_run("fit_svgp", result, stochastic=True)
+    return SVGPFitResult(model=result.model, losses=result.losses,
+                         nonfinite_step=result.nonfinite_step)

@@ -1,0 +1,227 @@
+"""The one optimisation loop behind ``fit`` and ``fit_svgp``, and the positivity floor.
+
+* The loop is checked against a plain Python loop of the same optax updates
+  (written here): the per-step losses, which iterate comes back (the lowest
+  loss for a deterministic loss, the last one for a stochastic loss) and the
+  minibatch keys of ``fit_svgp``.
+* The positivity floor of :class:`gpjax_lite.parameters.Positive` is checked
+  against its documented bounds ``θ ∈ [2√tiny, 1/(2√tiny)]`` and on the
+  constant-target problem of issue 12.6, whose loss is checked against a
+  NumPy Matérn-5/2 marginal likelihood (Rasmussen & Williams 2006, eq. 2.30
+  and 4.17).
+* ``fit`` and ``fit_svgp`` reject bad loop arguments with the same messages.
+"""
+
+import math
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gpjax_lite import GP, fit, kernels, sparse
+from gpjax_lite.parameters import Positive, from_unconstrained, to_unconstrained, trainable_mask
+
+ADAM = optax.adam(0.3)
+STEPS = 40
+
+
+def regression_data(n=29, seed=7):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-3.0, 3.0, n)
+    return X, np.sin(1.7 * X) + 0.1 * rng.standard_normal(n)
+
+
+def assert_trees_close(got, want, **tolerances):
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(a, b, **tolerances)
+
+
+# ------------------------------------------------------------- against a Python loop
+def python_loop(loss, params, optimizer, keys):
+    """The optax loop written out: the loss at the start of each step, and the last iterate."""
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    state = optimizer.init(params)
+    losses = []
+    iterates = []
+    for key in keys:
+        value, grad = value_and_grad(params, key)
+        losses.append(float(value))
+        iterates.append(params)
+        updates, state = optimizer.update(grad, state, params)
+        params = optax.apply_updates(params, updates)
+    return np.array(losses), iterates, params
+
+
+def test_deterministic_loop_matches_python_loop_and_returns_the_lowest_loss():
+    X, y = regression_data()
+    gp = GP(kernels.RBF(variance=1.0, lengthscale=0.3), noise=0.2)
+    mask = trainable_mask(gp)
+    params, static = eqx.partition(to_unconstrained(gp, mask), mask)
+
+    def loss(params, key):
+        return -from_unconstrained(eqx.combine(params, static), mask).log_marginal_likelihood(X, y)
+
+    losses, iterates, last = python_loop(loss, params, ADAM, [None] * STEPS)
+    result = fit(gp, X, y, optimizer=ADAM, num_steps=STEPS)
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-9)
+    last_loss = float(loss(last, None))
+    np.testing.assert_allclose(float(result.last_loss), last_loss, rtol=1e-9)
+    # Adam at this rate oscillates: the last iterate is worse than the best one seen.
+    best = int(np.argmin(losses))
+    assert losses[best] < last_loss
+    np.testing.assert_allclose(float(result.final_loss), losses[best], rtol=1e-9)
+    expected = from_unconstrained(eqx.combine(iterates[best], static), mask)
+    assert_trees_close(result.model, expected, rtol=1e-9)
+
+
+def test_stochastic_loop_matches_python_loop_and_returns_the_last_iterate(capsys):
+    X, y = regression_data(n=20)
+    X2 = np.stack([X, np.cos(X)], axis=1)
+    model = sparse.SVGP(kernels.RBF(), X2[:4] + 0.1, noise=0.1)
+    mask = trainable_mask(model)
+    params, static = eqx.partition(to_unconstrained(model, mask), mask)
+    batch = 5
+
+    def loss(params, key):
+        Xb, yb = sparse.sample_minibatch(key, jnp.asarray(X2), jnp.asarray(y), batch)
+        svgp = from_unconstrained(eqx.combine(params, static), mask)
+        return -svgp.elbo(Xb, yb, num_data=X.shape[0])
+
+    key = jax.random.key(3)
+    steps = 15
+    losses, _, last = python_loop(loss, params, ADAM, jax.random.split(key, steps))
+    result = sparse.fit_svgp(
+        model, X2, y, batch_size=batch, num_steps=steps, optimizer=ADAM, key=key
+    )
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-9)
+    # Minibatch losses are noisy: the last iterate comes back, whatever its minibatch loss.
+    expected = from_unconstrained(eqx.combine(last, static), mask)
+    assert_trees_close(result.model, expected, rtol=1e-9, atol=1e-12)
+    # Progress goes through the same printer as `fit`'s: the minibatch loss of due steps.
+    capsys.readouterr()
+    again = sparse.fit_svgp(
+        model, X2, y, batch_size=batch, num_steps=steps, optimizer=ADAM, key=key, progress=True
+    )
+    jax.effects_barrier()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fit_svgp")]
+    assert lines[0].startswith("fit_svgp: step     1/15  -ELBO ≈ ")
+    assert float(lines[0].split()[-1]) == pytest.approx(losses[0], rel=1e-5)
+    assert lines[-1].startswith("fit_svgp: step    15/15")
+    np.testing.assert_array_equal(again.losses, result.losses)
+
+
+def test_fit_svgp_non_finite_from_the_start_returns_the_model_and_warns():
+    # Duplicate inducing inputs without jitter: k(Z, Z) is singular, every ELBO is NaN.
+    X, y = regression_data(n=20)
+    model = sparse.SVGP(kernels.RBF(), np.array([0.5, 0.5, 1.0]), noise=0.1, jitter=0.0)
+    with pytest.warns(RuntimeWarning, match="fit_svgp: .*non-finite at step 0"):
+        result = sparse.fit_svgp(model, X, y, batch_size=5, num_steps=4, key=jax.random.key(0))
+    assert int(result.nonfinite_step) == 0
+    assert np.all(np.isnan(result.losses))
+    assert_trees_close(result.model, model, rtol=0)
+
+
+# ------------------------------------------------------------------ positivity floor
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_positive_bounds_keep_theta_and_its_square_representable(dtype):
+    tiny = float(jnp.finfo(dtype).tiny)
+    lower, upper = Positive.bounds(dtype)
+    np.testing.assert_allclose(
+        [math.exp(lower), math.exp(upper)], [2 * math.sqrt(tiny), 0.5 / math.sqrt(tiny)], rtol=1e-12
+    )
+    u = jnp.asarray([-jnp.inf, -1e4, lower, -10.0, 0.0, 1.5, 10.0, upper, 1e4, jnp.inf], dtype)
+    theta = np.asarray(Positive.from_unconstrained(u))
+    assert theta.dtype == dtype
+    for value in (theta, theta**2, 1 / theta, 1 / theta**2):
+        assert np.all(np.isfinite(value)) and np.all(value >= tiny)
+    # Inside the box the map is exactly exp, and so is its gradient; outside, the gradient is 0.
+    inside = u[3:7]
+    np.testing.assert_array_equal(theta[3:7], jnp.exp(inside))  # XLA's exp, bit for bit
+    grad = jax.vmap(jax.grad(Positive.from_unconstrained))(u[1:-1])
+    np.testing.assert_array_equal(grad[2:6], jnp.exp(inside))
+    assert grad[0] == 0 and grad[-1] == 0
+    # A value inside the box survives the round trip.
+    value = jnp.asarray(0.37, dtype)
+    np.testing.assert_allclose(
+        Positive.from_unconstrained(Positive.to_unconstrained(value)), value, rtol=1e-6
+    )
+
+
+def np_matern52_nll(variance, lengthscale, noise, X, y):
+    """R&W eq. 2.30 with the Matérn-5/2 kernel of eq. 4.17, in float64 NumPy."""
+    r = np.sqrt(np.sum((X[:, None, :] - X[None, :, :]) ** 2, axis=-1)) / lengthscale
+    K = variance * (1 + math.sqrt(5) * r + 5 * r**2 / 3) * np.exp(-math.sqrt(5) * r)
+    K = K + noise * np.eye(X.shape[0])
+    L = np.linalg.cholesky(K)
+    alpha = np.linalg.solve(L, y)
+    return 0.5 * alpha @ alpha + np.sum(np.log(np.diag(L))) + 0.5 * len(y) * math.log(2 * math.pi)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_targets_fit_to_the_floor_and_refit(dtype):
+    # Issue 12.6: the likelihood grows without bound as the variance and the noise go to 0.
+    X = np.array([[1.0, 2.0], [2.0, 2.0]], dtype)
+    y = np.zeros(2, dtype)
+    gp = GP(kernels.Matern52(), noise=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = fit(gp, X, y)
+    model = result.model
+    floor = math.exp(Positive.bounds(dtype)[0])
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose([model.kernel.variance, model.noise], [floor, floor], rtol=rtol)
+    assert model.noise.dtype == dtype
+    # The constructors accept every fitted value.
+    kernel = kernels.Matern52(variance=model.kernel.variance, lengthscale=model.kernel.lengthscale)
+    GP(kernel, noise=model.noise)
+    leaves = [float(leaf) for leaf in jax.tree_util.tree_leaves(model)]
+    nll = np_matern52_nll(*leaves, X.astype(np.float64), y.astype(np.float64))
+    np.testing.assert_allclose(
+        float(result.final_loss), nll, rtol=1e-5 if dtype == np.float32 else 1e-10
+    )
+    # A refit starts from a finite loss and stays there.
+    again = fit(model, X, y)
+    assert int(again.nonfinite_step) == -1
+    np.testing.assert_allclose(float(again.losses[0]), float(result.final_loss), rtol=rtol)
+    assert float(again.final_loss) <= float(again.losses[0])
+
+
+# ------------------------------------------------------------- shared argument checks
+def _svgp_fit(**kwargs):
+    X, y = regression_data(n=20)
+    model = sparse.SVGP(kernels.RBF(), X[:3], noise=0.1)
+    args = dict(batch_size=4, num_steps=3, key=jax.random.key(0))
+    args.update(kwargs)
+    return sparse.fit_svgp(model, X, y, **args)
+
+
+def _exact_fit(**kwargs):
+    X, y = regression_data(n=20)
+    return fit(GP(kernels.RBF(), noise=0.1), X, y, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(progress="yes"), TypeError, "progress"),
+        (dict(progress=1), TypeError, "progress"),
+        (dict(optimizer="adam"), TypeError, "optimizer"),
+        (dict(num_steps=0), ValueError, "num_steps"),
+        (dict(num_steps=True), ValueError, "num_steps"),
+        (dict(fixed=lambda model: model), ValueError, "fixed"),
+        (dict(fixed=lambda model: model.no_such_field), ValueError, "fixed"),
+    ],
+)
+def test_fit_and_fit_svgp_reject_bad_loop_arguments_alike(kwargs, error, name):
+    messages = []
+    for run in (_exact_fit, _svgp_fit):
+        with pytest.raises(error, match=f"`{name}`") as info:
+            run(**kwargs)
+        messages.append(str(info.value))
+    if name != "fixed":  # the `fixed` messages name each model's own field
+        assert messages[0] == messages[1]
