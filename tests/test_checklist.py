@@ -282,7 +282,6 @@ CONSTANT_FITS = [
         np.array([[1.0, 2.0], [2.0, 2.0]]),
         np.array([0.0, 0.0]),
         id="issue-12.6-two-points-zero",
-        marks=pytest.mark.xfail(strict=True, reason="issue 12.6: positivity floor"),
     ),
     pytest.param(
         np.random.default_rng(7).uniform(-2.0, 2.0, size=(20, 2)),

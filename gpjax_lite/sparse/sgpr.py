@@ -36,7 +36,6 @@ Predictions use the optimal ``q(u)``; at test inputs ``X*`` with
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
