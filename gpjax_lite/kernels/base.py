@@ -110,7 +110,7 @@ class Kernel(Module):
             y: one point of the same shape as ``x``.
 
         Returns:
-            The scalar ``k(x, y)``, in the dtype of the inputs and hyperparameters.
+            The scalar ``k(x, y)``, in the dtype of the inputs (see :meth:`gram`).
 
         Raises:
             ValueError: if ``x`` or ``y`` has more than one dimension, their
@@ -123,7 +123,7 @@ class Kernel(Module):
         if x.shape != y.shape:
             raise ValueError(f"`x` and `y` must have the same shape, got {x.shape} and {y.shape}.")
         self.check_before_use(x.shape[0])
-        return self._pointwise(x, y)
+        return self._in_dtype(jnp.result_type(x, y))._pointwise(x, y)
 
     def gram(self, X) -> Float[Array, "n n"]:
         """The Gram matrix ``K[i, j] = k(X[i], X[j])`` of shape ``(n, n)``.
@@ -132,7 +132,9 @@ class Kernel(Module):
             X: inputs of shape ``(n,)`` (read as ``(n, 1)``) or ``(n, d)``.
 
         Returns:
-            The symmetric positive semi-definite ``(n, n)`` matrix ``K``.
+            The symmetric positive semi-definite ``(n, n)`` matrix ``K``, in the
+            dtype of ``X``: hyperparameters are cast to it, so float32 inputs
+            give float32 matrices even with float64 enabled.
 
         Raises:
             ValueError: if ``X`` is not 1-D or 2-D, holds NaN/inf, or has a
@@ -141,7 +143,7 @@ class Kernel(Module):
         """
         X = as_inputs("X", X)
         self.check_before_use(X.shape[1])
-        return self._gram_on(X)
+        return self._in_dtype(X.dtype)._gram_on(X)
 
     def cross(self, X, Y) -> Float[Array, "n m"]:
         """The cross-covariance ``K[i, j] = k(X[i], Y[j])`` of shape ``(n, m)``.
@@ -163,7 +165,7 @@ class Kernel(Module):
                 f"`X` and `Y` must have the same number of columns, got shapes {X.shape} and {Y.shape}."
             )
         self.check_before_use(X.shape[1])
-        return self._cross_on(X, Y)
+        return self._in_dtype(jnp.result_type(X, Y))._cross_on(X, Y)
 
     def diag(self, X) -> Float[Array, " n"]:
         """The diagonal ``k(X[i], X[i])`` of the Gram matrix, shape ``(n,)``, without forming it.
@@ -176,7 +178,7 @@ class Kernel(Module):
         """
         X = as_inputs("X", X)
         self.check_before_use(X.shape[1])
-        return self._diag_on(X)
+        return self._in_dtype(X.dtype)._diag_on(X)
 
     def check_before_use(self, d: int) -> None:
         """The checks every public method runs: input width and hyperparameters.
@@ -193,6 +195,23 @@ class Kernel(Module):
         """
         check_hyperparameters(self)
         self.check_input_dim(d)
+
+    def _in_dtype(self, dtype) -> Kernel:
+        """This kernel with its floating-point hyperparameters cast to ``dtype``.
+
+        Outputs have the dtype of the inputs: float32 inputs give float32
+        matrices even with float64 enabled and float64 hyperparameters (an
+        ARD lengthscale given as a NumPy array, say), so that downstream
+        choices made by dtype (jitter, tolerances) match the accuracy of the
+        inputs. Gradients flow back to each hyperparameter in its own dtype.
+        """
+
+        def cast(leaf):
+            if eqx.is_inexact_array(leaf) and leaf.dtype != dtype:
+                return leaf.astype(dtype)
+            return leaf
+
+        return jax.tree_util.tree_map(cast, self)
 
     def check_input_dim(self, d: int) -> None:
         """Raise ``ValueError`` if this kernel cannot act on inputs with ``d`` columns."""
