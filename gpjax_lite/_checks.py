@@ -45,7 +45,14 @@ def check_positive(name: str, value) -> None:
         return
     values = np.asarray(value)
     if not (np.all(np.isfinite(values)) and np.all(values > 0)):
-        raise ValueError(f"`{name}` must be positive and finite, got {values!r}.")
+        raise ValueError(f"`{name}` must be positive and finite, got {_show(values)}.")
+
+
+def _show(values: np.ndarray) -> str:
+    """A short rendering of a value for an error message: the number, or a few entries."""
+    if values.ndim == 0:
+        return repr(values.item())
+    return f"an array of shape {values.shape}: " + np.array2string(values, threshold=8, precision=4)
 
 
 def check_finite(name: str, value) -> None:

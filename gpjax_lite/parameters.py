@@ -179,25 +179,29 @@ def check_hyperparameter(name: str, value, constraint, shape: str | None) -> Non
         ValueError: if its shape is not ``shape``, or (concrete values) a
             positive one is not positive and finite, or a real one not finite.
     """
-    if isinstance(value, jax.core.Tracer):
-        kind = np.dtype(value.dtype).kind
-    elif _is_real_number_like(value):
-        kind = "f"
-    else:
-        kind = None
-    if kind is None or kind not in "iuf":
-        got = value.dtype if hasattr(value, "dtype") else type(value).__name__
-        raise TypeError(f"`{name}` must be a real number or an array of real numbers, got {got}.")
-    ndim = np.ndim(value)
-    allowed = {"scalar": (0,), "vector": (1,), "scalar_or_vector": (0, 1)}.get(shape)
-    if allowed is not None and ndim not in allowed:
-        raise ValueError(f"`{name}` must be {SHAPES[shape]}, got shape {np.shape(value)}.")
+    _check_type_and_shape(name, value, shape)
     if isinstance(value, jax.core.Tracer):
         return
     if constraint is Positive:
         check_positive(name, value)
     elif constraint is Identity:
         check_finite(name, value)
+
+
+_NDIMS = {"scalar": (0,), "vector": (1,), "scalar_or_vector": (0, 1)}
+
+
+def _check_type_and_shape(name: str, value, shape: str | None) -> None:
+    if isinstance(value, jax.core.Tracer):
+        real = np.dtype(value.dtype).kind in "iuf"
+    else:
+        real = _is_real_number_like(value)
+    if not real:
+        got = value.dtype if hasattr(value, "dtype") else type(value).__name__
+        raise TypeError(f"`{name}` must be a real number or an array of real numbers, got {got}.")
+    allowed = _NDIMS.get(shape)
+    if allowed is not None and np.ndim(value) not in allowed:
+        raise ValueError(f"`{name}` must be {SHAPES[shape]}, got shape {np.shape(value)}.")
 
 
 def check_declared_fields(module) -> None:
@@ -319,13 +323,30 @@ def check_hyperparameters(model, name: str | None = None) -> None:
             positive and finite, or a real leaf is not finite.
     """
     leaves, treedef = jax.tree_util.tree_flatten(model)
+    concrete = []
     for leaf, declared in zip(leaves, _declared_leaves(model, treedef)):
         if declared is None:
             continue
-        path, constraint, shape = declared
-        if name:
-            path = f"{name}.{path}" if path and not path.startswith("[") else f"{name}{path}"
-        check_hyperparameter(path, leaf, constraint, shape)
+        _check_type_and_shape(_leaf_name(name, declared[0]), leaf, declared[2])
+        if not isinstance(leaf, jax.core.Tracer):
+            concrete.append((declared, leaf))
+    if not concrete:
+        return
+    # One host transfer per leaf and one vectorised test for all of them; the
+    # slow, per-leaf path runs only to name the culprit.
+    values = np.concatenate([np.asarray(leaf, dtype=np.float64).ravel() for _, leaf in concrete])
+    positive = [np.asarray(leaf).ravel() for (_, c, _), leaf in concrete if c is Positive]
+    if np.isfinite(values).all() and (not positive or (np.concatenate(positive) > 0).all()):
+        return
+    for (path, constraint, shape), leaf in concrete:
+        check_hyperparameter(_leaf_name(name, path), leaf, constraint, shape)
+
+
+def _leaf_name(prefix: str | None, path: str) -> str:
+    """``kernel`` + ``kernels[0].lengthscale`` → ``kernel.kernels[0].lengthscale``."""
+    if not prefix:
+        return path
+    return f"{prefix}{path}" if path.startswith("[") or not path else f"{prefix}.{path}"
 
 
 def trainable_mask(model, fixed: Callable[[Any], Any] | None = None):
