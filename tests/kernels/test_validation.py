@@ -346,3 +346,14 @@ def test_benchmarks_report_the_library_path_choice():
             assert ours.gram_paths("sum3", d, dtype) == k.matrix_path(d, dtype)
     assert ours.gram_paths("rbf", 3, jnp.float64) == "matmul"
     assert ours.gram_paths("rbf", 3, jnp.float32) == "columns"
+
+
+@pytest.mark.parametrize("bad", BAD_TYPES, ids=BAD_TYPE_IDS)
+def test_shared_value_checks_raise_type_errors_for_non_real_values(bad):
+    # The eager checks used by models (`noise`, `include_noise`, data) name the argument too.
+    from gpjax_lite._checks import check_finite, check_positive
+
+    with pytest.raises(TypeError, match="`noise`"):
+        check_positive("noise", bad)
+    with pytest.raises(TypeError, match="`value`"):
+        check_finite("value", bad)
