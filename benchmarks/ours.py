@@ -28,19 +28,14 @@ def kernel(name: str, hypers: dict, dtype):
     return {"rbf": rbf, "matern52": m52, "periodic": per, "sum3": rbf + m52 + per}[name]
 
 
-def gram_paths(name: str, d: int) -> str:
-    """Which code path ``k.gram`` takes for each term of a Gram-case kernel at ``d`` columns."""
-    from gpjax_lite.kernels import stationary
+def gram_paths(name: str, d: int, dtype=jnp.float64) -> str:
+    """Which code path ``k.gram`` takes for each term of a Gram-case kernel at ``d`` columns.
 
-    def stationary_path(smooth_in_r2):
-        if smooth_in_r2 and d >= stationary.FAST_PATH_MIN_DIM:
-            return "matmul"
-        return "columns" if d <= stationary.COLUMNWISE_MAX_DIM else "vmap"
-
-    paths = {"rbf": stationary_path(True), "matern52": stationary_path(False), "periodic": "features"}
-    if name == "sum3":
-        return "+".join(paths.values())
-    return paths[name]
+    Asks the library (:meth:`gpjax_lite.kernels.Kernel.matrix_path`), so the
+    report never drifts from the rule; a sum's paths are joined with ``+``.
+    """
+    hypers = {"variance": 1.0, "lengthscale": 1.0}
+    return kernel(name, hypers, dtype).matrix_path(d, dtype)
 
 
 def gram(name: str, X, hypers: dict, variant: str = "fast"):

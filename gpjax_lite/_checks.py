@@ -39,20 +39,49 @@ def as_float_array(value) -> jax.Array:
     return array
 
 
+def real_values(name: str, value) -> np.ndarray:
+    """``value`` as a NumPy array of real numbers, or a ``TypeError`` naming ``name``.
+
+    Integers and floats pass; bools, complex numbers, strings, ``None``,
+    objects and ragged sequences are a ``TypeError`` (never a NumPy error).
+    """
+    try:
+        values = np.asarray(value)
+    except (TypeError, ValueError):  # ragged sequences, unconvertible objects
+        values = None
+    if values is None or values.dtype.kind not in "iuf":
+        got = values.dtype if values is not None and values.dtype.kind != "O" else type(value).__name__
+        raise TypeError(f"`{name}` must be a real number or an array of real numbers, got {got}.")
+    return values
+
+
 def check_positive(name: str, value) -> None:
-    """Raise ``ValueError`` naming ``name`` unless every entry is finite and > 0."""
+    """Raise ``ValueError`` naming ``name`` unless every entry is finite and > 0.
+
+    Raises ``TypeError`` naming ``name`` if ``value`` is not real (see :func:`real_values`).
+    """
     if not is_concrete(value):
         return
-    values = np.asarray(value)
+    values = real_values(name, value)
     if not (np.all(np.isfinite(values)) and np.all(values > 0)):
-        raise ValueError(f"`{name}` must be positive and finite, got {values!r}.")
+        raise ValueError(f"`{name}` must be positive and finite, got {_show(values)}.")
+
+
+def _show(values: np.ndarray) -> str:
+    """A short rendering of a value for an error message: the number, or a few entries."""
+    if values.ndim == 0:
+        return repr(values.item())
+    return f"an array of shape {values.shape}: " + np.array2string(values, threshold=8, precision=4)
 
 
 def check_finite(name: str, value) -> None:
-    """Raise ``ValueError`` naming ``name`` if a concrete array holds NaN or inf."""
+    """Raise ``ValueError`` naming ``name`` if a concrete array holds NaN or inf.
+
+    Raises ``TypeError`` naming ``name`` if ``value`` is not real (see :func:`real_values`).
+    """
     if not is_concrete(value):
         return
-    values = np.asarray(value)
+    values = real_values(name, value)
     if not np.all(np.isfinite(values)):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         raise ValueError(f"`{name}` must be finite, but {bad} of its entries are NaN or inf.")

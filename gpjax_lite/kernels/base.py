@@ -9,10 +9,16 @@ core::
     gram(X)          = cross(X, X)           (n, n)
     diag(X)[i]       = k(X[i], X[i])         (n,)
 
-Subclasses may override the private ``_cross``/``_gram``/``_diag`` hooks with
-faster formulas that agree with the vmap core to round-off (see
-``stationary.py``); the public methods do the input checks once and then call
-those hooks, so composite kernels (sums, products) reuse each term's fast path.
+Each thing is done once, here. The public methods check the inputs and the
+hyperparameters (:func:`~gpjax_lite.parameters.check_hyperparameters`), then
+select the ``active_dims`` columns (the only place that selects: see
+:meth:`Kernel._gram_on` and friends) and hand the selected columns to the
+hooks ``evaluate``, ``_cross``, ``_gram`` and ``_diag``. Subclasses may
+override the private hooks with faster formulas that agree with the vmap core
+to round-off (see ``stationary.py``); composite kernels (sums, products) call
+each term's ``_gram_on``/``_cross_on``/``_diag_on``/``_pointwise``, so every
+term selects its own columns and keeps its own fast path. The vmap core checks
+that ``evaluate`` returns one scalar per pair, at trace time.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from jaxtyping import Array, Float
 
 from .._module import Module
 from .._checks import as_inputs, as_point
+from ..parameters import check_hyperparameters
 
 
 def vmap_cross(pointwise, X: Float[Array, "n d"], Y: Float[Array, "m d"]) -> Float[Array, "n m"]:
@@ -103,18 +110,20 @@ class Kernel(Module):
             y: one point of the same shape as ``x``.
 
         Returns:
-            The scalar ``k(x, y)``.
+            The scalar ``k(x, y)``, in the dtype of the inputs (see :meth:`gram`).
 
         Raises:
             ValueError: if ``x`` or ``y`` has more than one dimension, their
                 shapes differ, or ``d`` does not suit the kernel (``active_dims``
-                or an ARD ``lengthscale`` of another length).
+                or an ARD ``lengthscale`` of another length); if a
+                hyperparameter is invalid (see :meth:`check_before_use`); if
+                ``evaluate`` does not return a scalar.
         """
         x, y = as_point("x", x), as_point("y", y)
         if x.shape != y.shape:
             raise ValueError(f"`x` and `y` must have the same shape, got {x.shape} and {y.shape}.")
-        self.check_input_dim(x.shape[0])
-        return self._pointwise(x, y)
+        self.check_before_use(x.shape[0])
+        return self._in_dtype(jnp.result_type(x, y))._pointwise(x, y)
 
     def gram(self, X) -> Float[Array, "n n"]:
         """The Gram matrix ``K[i, j] = k(X[i], X[j])`` of shape ``(n, n)``.
@@ -123,15 +132,18 @@ class Kernel(Module):
             X: inputs of shape ``(n,)`` (read as ``(n, 1)``) or ``(n, d)``.
 
         Returns:
-            The symmetric positive semi-definite ``(n, n)`` matrix ``K``.
+            The symmetric positive semi-definite ``(n, n)`` matrix ``K``, in the
+            dtype of ``X``: hyperparameters are cast to it, so float32 inputs
+            give float32 matrices even with float64 enabled.
 
         Raises:
             ValueError: if ``X`` is not 1-D or 2-D, holds NaN/inf, or has a
-                number of columns the kernel cannot act on.
+                number of columns the kernel cannot act on; if a
+                hyperparameter is invalid (see :meth:`check_before_use`).
         """
         X = as_inputs("X", X)
-        self.check_input_dim(X.shape[1])
-        return self._gram(X)
+        self.check_before_use(X.shape[1])
+        return self._in_dtype(X.dtype)._gram_on(X)
 
     def cross(self, X, Y) -> Float[Array, "n m"]:
         """The cross-covariance ``K[i, j] = k(X[i], Y[j])`` of shape ``(n, m)``.
@@ -152,8 +164,8 @@ class Kernel(Module):
             raise ValueError(
                 f"`X` and `Y` must have the same number of columns, got shapes {X.shape} and {Y.shape}."
             )
-        self.check_input_dim(X.shape[1])
-        return self._cross(X, Y)
+        self.check_before_use(X.shape[1])
+        return self._in_dtype(jnp.result_type(X, Y))._cross_on(X, Y)
 
     def diag(self, X) -> Float[Array, " n"]:
         """The diagonal ``k(X[i], X[i])`` of the Gram matrix, shape ``(n,)``, without forming it.
@@ -165,8 +177,41 @@ class Kernel(Module):
             ValueError: as for :meth:`gram`.
         """
         X = as_inputs("X", X)
-        self.check_input_dim(X.shape[1])
-        return self._diag(X)
+        self.check_before_use(X.shape[1])
+        return self._in_dtype(X.dtype)._diag_on(X)
+
+    def check_before_use(self, d: int) -> None:
+        """The checks every public method runs: input width and hyperparameters.
+
+        Args:
+            d: the number of input columns (before ``active_dims`` selection).
+
+        Raises:
+            ValueError: as for :meth:`check_input_dim`, or naming the leaf (e.g.
+                ``kernels[0].lengthscale``) if a hyperparameter set around the
+                constructor (``equinox.tree_at``, deserialisation) is invalid;
+                see :func:`gpjax_lite.parameters.check_hyperparameters`.
+            TypeError: if such a hyperparameter is not a real number or array.
+        """
+        check_hyperparameters(self)
+        self.check_input_dim(d)
+
+    def _in_dtype(self, dtype) -> Kernel:
+        """This kernel with its floating-point hyperparameters cast to ``dtype``.
+
+        Outputs have the dtype of the inputs: float32 inputs give float32
+        matrices even with float64 enabled and float64 hyperparameters (an
+        ARD lengthscale given as a NumPy array, say), so that downstream
+        choices made by dtype (jitter, tolerances) match the accuracy of the
+        inputs. Gradients flow back to each hyperparameter in its own dtype.
+        """
+
+        def cast(leaf):
+            if eqx.is_inexact_array(leaf) and leaf.dtype != dtype:
+                return leaf.astype(dtype)
+            return leaf
+
+        return jax.tree_util.tree_map(cast, self)
 
     def check_input_dim(self, d: int) -> None:
         """Raise ``ValueError`` if this kernel cannot act on inputs with ``d`` columns."""
@@ -180,7 +225,26 @@ class Kernel(Module):
     def _check_active_input_dim(self, d: int) -> None:
         """Hook: check hyperparameter shapes against the number ``d`` of active columns."""
 
-    # ------------------------------------------------------ matrix-level hooks
+    def matrix_path(self, d: int, dtype) -> str:
+        """The code path ``gram``/``cross`` take on ``d`` input columns of ``dtype``.
+
+        ``"vmap"`` is the vmap core over :meth:`evaluate`; kernels with faster
+        formulas return their own names (``"columns"``, ``"matmul"``,
+        ``"features"``; sums and products join their terms' paths with ``+``).
+        The choice depends only on static information (``d``, ``dtype``), so it
+        is the same inside and outside ``jit``; benchmarks report it.
+
+        Args:
+            d: the number of input columns (before ``active_dims`` selection).
+            dtype: the floating-point dtype of the computation.
+        """
+        return "vmap"
+
+    def _active_dim(self, d: int) -> int:
+        """The number of columns left after ``active_dims`` selection from ``d``."""
+        return d if self.active_dims is None else len(self.active_dims)
+
+    # ------------------------------------------- selection: the one place it happens
     def _select(self, X):
         """Keep the ``active_dims`` columns of ``X`` (a point ``(d,)`` or a matrix ``(n, d)``)."""
         if self.active_dims is None:
@@ -188,16 +252,44 @@ class Kernel(Module):
         return X[..., jnp.asarray(self.active_dims)]
 
     def _pointwise(self, x, y):
-        return self.evaluate(self._select(x), self._select(y))
+        """``k(x, y)`` on points with all columns: select, then the scalar-checked ``evaluate``."""
+        return self._evaluate_scalar(self._select(x), self._select(y))
+
+    def _cross_on(self, X, Y):
+        """``cross`` on inputs with all columns: select, then the ``_cross`` hook."""
+        return self._cross(self._select(X), self._select(Y))
+
+    def _gram_on(self, X):
+        """``gram`` on inputs with all columns: select, then the ``_gram`` hook."""
+        return self._gram(self._select(X))
+
+    def _diag_on(self, X):
+        """``diag`` on inputs with all columns: select, then the ``_diag`` hook."""
+        return self._diag(self._select(X))
+
+    # ------------------------------------- hooks: they receive the selected columns
+    def _evaluate_scalar(self, x, y):
+        """``evaluate(x, y)``, checked to be one scalar per pair of points.
+
+        Shapes are static, so a user's ``evaluate`` returning, say, shape
+        ``(d,)`` is caught while tracing: eagerly and under ``jit`` alike.
+        """
+        value = self.evaluate(x, y)
+        if jnp.shape(value) != ():
+            raise ValueError(
+                f"`{type(self).__name__}.evaluate` must return a scalar for two points of "
+                f"shape {jnp.shape(x)}, got an array of shape {jnp.shape(value)}."
+            )
+        return value
 
     def _cross(self, X, Y):
-        return vmap_cross(self._pointwise, X, Y)
+        return vmap_cross(self._evaluate_scalar, X, Y)
 
     def _gram(self, X):
         return self._cross(X, X)
 
     def _diag(self, X):
-        return jax.vmap(lambda x: self._pointwise(x, x))(X)
+        return jax.vmap(lambda x: self._evaluate_scalar(x, x))(X)
 
     # ------------------------------------------------------------------ algebra
     # NumPy would otherwise broadcast `np.ones(3) * k` into an object array of kernels.

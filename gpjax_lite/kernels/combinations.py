@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import operator
 
+from jaxtyping import Array, Float
+
 from .base import Kernel
 from ..parameters import positive_field
-from .._checks import check_positive
 
 
 class _Combination(Kernel):
@@ -46,24 +47,26 @@ class _Combination(Kernel):
     def _reduce(self, values):
         return functools.reduce(self._combine, values)
 
+    # Each term selects its own active_dims from the columns this combination selected.
     def evaluate(self, x, y):
         return self._reduce([k._pointwise(x, y) for k in self.kernels])
 
     def _cross(self, X, Y):
-        X, Y = self._select(X), self._select(Y)
-        return self._reduce([k._cross(X, Y) for k in self.kernels])
+        return self._reduce([k._cross_on(X, Y) for k in self.kernels])
 
     def _gram(self, X):
-        X = self._select(X)
-        return self._reduce([k._gram(X) for k in self.kernels])
+        return self._reduce([k._gram_on(X) for k in self.kernels])
 
     def _diag(self, X):
-        X = self._select(X)
-        return self._reduce([k._diag(X) for k in self.kernels])
+        return self._reduce([k._diag_on(X) for k in self.kernels])
 
     def _check_active_input_dim(self, d):
         for term in self.kernels:
             term.check_input_dim(d)
+
+    def matrix_path(self, d, dtype):
+        d = self._active_dim(d)
+        return "+".join(k.matrix_path(d, dtype) for k in self.kernels)
 
 
 class Sum(_Combination):
@@ -105,25 +108,27 @@ class Scaled(Kernel):
     """
 
     kernel: Kernel
-    scale: float = positive_field()
+    scale: Float[Array, ""] = positive_field(shape="scalar")
 
     def __check_init__(self):
         if not isinstance(self.kernel, Kernel):
             raise TypeError(f"`kernel` must be a Kernel, got {type(self.kernel).__name__}.")
-        check_positive("scale", self.scale)
 
     def evaluate(self, x, y):
         return self.scale * self.kernel._pointwise(x, y)
 
     def _cross(self, X, Y):
-        return self.scale * self.kernel._cross(self._select(X), self._select(Y))
+        return self.scale * self.kernel._cross_on(X, Y)
 
     def _gram(self, X):
-        return self.scale * self.kernel._gram(self._select(X))
+        return self.scale * self.kernel._gram_on(X)
 
     def _diag(self, X):
-        return self.scale * self.kernel._diag(self._select(X))
+        return self.scale * self.kernel._diag_on(X)
 
     def _check_active_input_dim(self, d):
         self.kernel.check_input_dim(d)
+
+    def matrix_path(self, d, dtype):
+        return self.kernel.matrix_path(self._active_dim(d), dtype)
 

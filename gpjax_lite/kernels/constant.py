@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_positive
 from ..parameters import positive_field
 from .base import Kernel
 
@@ -17,10 +16,7 @@ class Constant(Kernel):
         variance: positive variance of the offset (default 1.0).
     """
 
-    variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
-
-    def __check_init__(self):
-        check_positive("variance", self.variance)
+    variance: Float[Array, ""] = positive_field(1.0, shape="scalar", kw_only=True)
 
     def evaluate(self, x, y):
         return self.variance * jnp.ones((), jnp.result_type(x, self.variance))
@@ -38,10 +34,7 @@ class White(Kernel):
         variance: positive noise variance (default 1.0).
     """
 
-    variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
-
-    def __check_init__(self):
-        check_positive("variance", self.variance)
+    variance: Float[Array, ""] = positive_field(1.0, shape="scalar", kw_only=True)
 
     def evaluate(self, x, y):
         raise TypeError(
@@ -58,3 +51,6 @@ class White(Kernel):
 
     def _diag(self, X):
         return jnp.full(X.shape[:1], self.variance, dtype=jnp.result_type(X, self.variance))
+
+    def matrix_path(self, d, dtype):
+        return "constant"

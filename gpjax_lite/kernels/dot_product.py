@@ -8,7 +8,6 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_positive
 from ..parameters import positive_field
 from .base import Kernel
 
@@ -20,17 +19,17 @@ class Linear(Kernel):
         variance: positive weight variance (default 1.0).
     """
 
-    variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
-
-    def __check_init__(self):
-        check_positive("variance", self.variance)
+    variance: Float[Array, ""] = positive_field(1.0, shape="scalar", kw_only=True)
 
     def evaluate(self, x, y):
         return self.variance * jnp.dot(x, y)
 
     def _cross(self, X, Y):
         # A matrix product is exactly the pointwise formula, row by column.
-        return self.variance * (self._select(X) @ self._select(Y).T)
+        return self.variance * (X @ Y.T)
+
+    def matrix_path(self, d, dtype):
+        return "matmul"
 
 
 class Polynomial(Kernel):
@@ -46,13 +45,11 @@ class Polynomial(Kernel):
         TypeError: if ``degree`` is not a positive ``int``.
     """
 
-    variance: Float[Array, ""] = positive_field(1.0, kw_only=True)
-    bias: Float[Array, ""] = positive_field(1.0, kw_only=True)
+    variance: Float[Array, ""] = positive_field(1.0, shape="scalar", kw_only=True)
+    bias: Float[Array, ""] = positive_field(1.0, shape="scalar", kw_only=True)
     degree: int = eqx.field(default=2, static=True, kw_only=True)
 
     def __check_init__(self):
-        check_positive("variance", self.variance)
-        check_positive("bias", self.bias)
         if not (isinstance(self.degree, numbers.Integral) and self.degree >= 1):
             raise TypeError(f"`degree` must be a positive int, got {self.degree!r}.")
 
@@ -60,4 +57,7 @@ class Polynomial(Kernel):
         return self.variance * (jnp.dot(x, y) + self.bias) ** self.degree
 
     def _cross(self, X, Y):
-        return self.variance * (self._select(X) @ self._select(Y).T + self.bias) ** self.degree
+        return self.variance * (X @ Y.T + self.bias) ** self.degree
+
+    def matrix_path(self, d, dtype):
+        return "matmul"

@@ -253,7 +253,7 @@ def test_fast_path_matches_vmap_core(k, offset):
     X = _inputs(D_WIDE, 12, 9) + offset
     Y = _inputs(D_WIDE, 10, 10) + offset
     Y[0] = X[3]  # one coincident pair: r^2 = 0 must come out as (almost) exactly 0
-    assert k._use_fast_path(D_WIDE)  # the path under test is really taken
+    assert k.matrix_path(D_WIDE, np.float64) == "matmul"  # the path under test is really taken
     fast, core, gram = _fast_and_core(k, X, Y)
     atol = 1e-12 * float(k.variance)
     for f, c in zip(fast, core):
@@ -358,8 +358,10 @@ def test_matern_every_path_matches_closed_form_and_core(d, offset):
     np.testing.assert_allclose(g_path, g_core, rtol=1e-9, atol=1e-12)
 
 
-def test_fast_path_not_used_below_threshold_or_for_matern():
-    assert not gk.RBF()._use_fast_path(FAST_PATH_MIN_DIM - 1)
-    assert gk.RBF()._use_fast_path(FAST_PATH_MIN_DIM)
+def test_fast_path_not_used_below_threshold_or_for_matern_or_in_float32():
+    assert gk.RBF().matrix_path(FAST_PATH_MIN_DIM - 1, np.float64) == "columns"
+    assert gk.RBF().matrix_path(FAST_PATH_MIN_DIM, np.float64) == "matmul"
+    assert gk.RBF().matrix_path(FAST_PATH_MIN_DIM, np.float32) == "columns"
     for cls in (gk.Matern12, gk.Matern32, gk.Matern52):
-        assert not cls()._use_fast_path(64)
+        assert cls().matrix_path(64, np.float64) == "vmap"
+        assert cls().matrix_path(8, np.float64) == "columns"
