@@ -50,7 +50,7 @@ from jaxtyping import Array, Float
 
 from ..parameters import positive_field
 from .base import Kernel, vmap_cross
-from .radial import matern12_profile, matern32_profile, matern52_profile, safe_sqrt
+from .radial import matern12_profile, matern32_profile, matern52_profile
 
 #: Smallest number of (active) input columns for which a kernel smooth in r²
 #: uses the matrix-product squared distance (float64 only). Below it the
