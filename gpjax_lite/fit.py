@@ -68,7 +68,12 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import as_inputs, as_targets, is_concrete
-from .parameters import from_unconstrained, to_unconstrained, trainable_mask
+from .parameters import (
+    check_hyperparameters,
+    from_unconstrained,
+    to_unconstrained,
+    trainable_mask,
+)
 
 #: Standard deviation, in the unconstrained space, of the restart draws:
 #: positive hyperparameters are multiplied by ``exp(N(0, 1))`` (a factor
@@ -202,6 +207,9 @@ def fit(
             ``GradientTransformation``, an ``objective`` or ``log_prior`` that
             is not callable, or a ``progress`` that is not a bool.
     """
+    # A model edited around its constructor (equinox.tree_at, deserialisation)
+    # must not start an optimisation from a negative noise or lengthscale.
+    check_hyperparameters(model)
     X = as_inputs("X", X)
     y = as_targets("y", y, X.shape[0])
     num_steps = check_loop_arguments(

@@ -40,7 +40,6 @@ from ._checks import (
     check_key,
     check_kernel_and_mean,
     check_jitter,
-    check_positive,
     evaluate_mean,
 )
 from ._module import Module
@@ -48,7 +47,7 @@ from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .linalg import raise_if_not_finite
 from .means import Zero
-from .parameters import positive_field
+from .parameters import check_hyperparameters, positive_field
 from .posterior import AbstractPosterior
 from .solvers import Cholesky, Solver, SolverState
 
@@ -80,7 +79,7 @@ class GP(Module):
 
     kernel: Kernel
     mean: Callable[[Float[Array, " d"]], Float[Array, ""]] = eqx.field(default_factory=Zero)
-    noise: Float[Array, "*n"] = positive_field(1e-2)
+    noise: Float[Array, "*n"] = positive_field(1e-2, shape="scalar_or_vector")
     solver: Solver = eqx.field(default_factory=Cholesky, kw_only=True)
     jitter: float | int | np.floating | np.integer | None = eqx.field(
         default=None, static=True, kw_only=True
@@ -93,15 +92,13 @@ class GP(Module):
                 "`solver` must be a gpjax_lite.solvers.Solver (e.g. `solvers.Cholesky()`), "
                 f"got {type(self.solver).__name__}."
             )
-        if jnp.ndim(self.noise) > 1:
-            raise ValueError(
-                f"`noise` must be a scalar or have shape (n,), got shape {jnp.shape(self.noise)}."
-            )
-        check_positive("noise", self.noise)
         check_jitter(self.jitter)
 
     # ------------------------------------------------------------------ helpers
     def _inputs(self, X, name: str = "X") -> Float[Array, "n d"]:
+        # Values set around the constructor (equinox.tree_at, deserialisation)
+        # are checked here, on every entry point, before any compiled work.
+        check_hyperparameters(self)
         X = as_inputs(name, X)
         self.kernel.check_input_dim(X.shape[1])
         self.solver.check_inputs(self.kernel, X, name)
@@ -308,6 +305,7 @@ class Posterior(AbstractPosterior):
         return self.state.is_valid()
 
     def _check_test_inputs(self, Xt):
+        check_hyperparameters(self.model)
         Xt = as_inputs("Xt", Xt)
         if Xt.shape[1] != self.X.shape[1]:
             raise ValueError(

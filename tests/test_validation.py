@@ -230,3 +230,62 @@ def test_include_noise_is_written_once_for_every_posterior(post):
         post.predict(Xt, include_noise=jnp.ones(3))
     with pytest.raises(ValueError, match="`include_noise`"):
         post.predict(Xt, include_noise=-jnp.ones(7))
+
+
+# ------------------------------------------------- values that bypass the constructor
+BYPASS_ENTRY_POINTS = [
+    ("GP.lml", lambda m: m.log_marginal_likelihood(X, Y)),
+    ("GP.condition", lambda m: m.condition(X, Y)),
+    ("GP.prior", lambda m: m.prior(X)),
+    ("GP.sample", lambda m: m.sample(KEY, X)),
+    ("fit", lambda m: gl.fit(m, X, Y, num_steps=2)),
+    ("fit-fixed", lambda m: gl.fit(m, X, Y, num_steps=2, fixed=lambda g: g.noise)),
+]
+
+
+@pytest.mark.parametrize("value", [-0.05, 0.0, float("nan")])
+@pytest.mark.parametrize("label,call", BYPASS_ENTRY_POINTS, ids=[b[0] for b in BYPASS_ENTRY_POINTS])
+def test_a_noise_set_around_the_constructor_is_rejected_when_used(label, call, value):
+    import equinox as eqx
+
+    bad = eqx.tree_at(lambda g: g.noise, GP, value)
+    with pytest.raises(ValueError, match="`noise`"):
+        call(bad)
+
+
+@pytest.mark.parametrize("label,call", BYPASS_ENTRY_POINTS, ids=[b[0] for b in BYPASS_ENTRY_POINTS])
+def test_a_negative_lengthscale_never_acts_like_its_absolute_value(label, call):
+    import equinox as eqx
+
+    bad = eqx.tree_at(lambda g: g.kernel.lengthscale, GP, -1.0)
+    with pytest.raises(ValueError, match="`kernel.lengthscale`"):
+        call(bad)
+
+
+def test_a_posterior_edited_around_the_constructor_is_rejected():
+    import equinox as eqx
+
+    bad = eqx.tree_at(lambda p: p.model.kernel.variance, POST, -2.0)
+    with pytest.raises(ValueError, match="`kernel.variance`"):
+        bad.predict(X)
+
+
+def test_a_deserialised_model_is_checked_when_used(tmp_path):
+    import equinox as eqx
+
+    path = tmp_path / "gp.eqx"
+    eqx.tree_serialise_leaves(path, eqx.tree_at(lambda g: g.noise, GP, jnp.asarray(-0.05)))
+    loaded = eqx.tree_deserialise_leaves(path, GP)
+    with pytest.raises(ValueError, match="`noise`"):
+        loaded.log_marginal_likelihood(X, Y)
+    with pytest.raises(ValueError, match="`noise`"):
+        gl.fit(loaded, X, Y, num_steps=2)
+
+
+def test_sgpr_checks_values_set_around_the_constructor():
+    import equinox as eqx
+
+    with pytest.raises(ValueError, match="`noise`"):
+        eqx.tree_at(lambda m: m.noise, SGPR, -1.0).elbo(X, Y)
+    with pytest.raises(ValueError, match="`noise`"):
+        sparse.SGPR(kernels.RBF(), Z, noise=-1.0)

@@ -44,14 +44,15 @@ from .._checks import (
     as_inputs,
     as_targets,
     check_kernel_and_mean,
-    check_positive,
+    check_jitter,
     evaluate_mean,
 )
 from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
-from ..parameters import positive_field
+from .._module import Module
+from ..parameters import check_hyperparameters, positive_field
 from ..posterior import AbstractPosterior
 from ._common import (
     LOG_2PI,
@@ -69,7 +70,7 @@ from ._common import (
 DEFAULT_CHUNK_SIZE = 8192
 
 
-class SGPR(eqx.Module):
+class SGPR(Module):
     """Sparse GP regression with the collapsed bound of Titsias (2009).
 
     ``SGPR(kernel, inducing_inputs, mean=Zero(), noise=1e-2)``.
@@ -106,7 +107,7 @@ class SGPR(eqx.Module):
                 f"{jnp.shape(self.inducing_inputs)}."
             )
         check_scalar_noise(self.noise)
-        check_positive("noise", self.noise)
+        check_jitter(self.jitter)
         check_chunk_size(self.chunk_size)
 
     def __init__(self, kernel, inducing_inputs, mean=None, noise=1e-2, *, jitter=None,
@@ -125,6 +126,7 @@ class SGPR(eqx.Module):
 
     # ------------------------------------------------------------------ checks
     def _data(self, X, y):
+        check_hyperparameters(self)
         X = as_inputs("X", X)
         y = as_targets("y", y, X.shape[0])
         check_columns("X", X, self.inducing_inputs)
@@ -237,6 +239,7 @@ class SGPRPosterior(AbstractPosterior):
         return jnp.all(jnp.isfinite(self.cholesky_factor)) & jnp.all(jnp.isfinite(self.cholesky_factor_b))
 
     def _check_test_inputs(self, Xt):
+        check_hyperparameters(self.model)
         Xt = as_inputs("Xt", Xt)
         check_columns("Xt", Xt, self.model.inducing_inputs)
         return Xt
