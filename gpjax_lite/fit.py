@@ -65,6 +65,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax._src.lax.lax import _convert_element_type  # weak-typed casts (no public API)
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import as_inputs, as_targets, is_concrete
@@ -340,6 +341,19 @@ def _positive_int(name: str, value) -> int:
 def _like(leaf, dtype):
     weak = getattr(leaf, "weak_type", False)
     return leaf.astype(dtype) if weak and leaf.dtype != dtype else leaf
+
+
+def _like_initial(leaf, initial):
+    """``leaf`` in the dtype *and weak type* of the model's initial leaf.
+
+    The loop works in the data's dtype (see :func:`split_trainable`), but the
+    fitted model keeps the structure of the model it came from: a weakly typed
+    Python-float default comes back weakly typed, so the fitted model still
+    follows the data's dtype and deserialises into the initial model
+    (``equinox.tree_deserialise_leaves``) with float32 data and float64 enabled.
+    """
+    weak = getattr(getattr(initial, "aval", initial), "weak_type", False)
+    return _convert_element_type(leaf, jnp.result_type(initial), weak_type=weak)
 
 
 def _starting_points(params, num_restarts: int, key):
@@ -673,9 +687,7 @@ def minimise(
         unchanged = (best == 0) & _all_equal(pick(params), pick(starts))
         trainable = eqx.filter(to_model(pick(params)), mask)
         trainable = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(unchanged, old, new).astype(jnp.result_type(new)),
-            trainable,
-            initial,
+            lambda new, old: _like_initial(jnp.where(unchanged, old, new), old), trainable, initial
         )
         return (
             trainable, losses[best], final_losses[best], state.nonfinite_step[best], final_losses,

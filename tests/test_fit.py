@@ -608,3 +608,25 @@ def test_bad_log_prior_or_objective(data, kwargs, error, name):
     X, y = data
     with pytest.raises(error, match=f"`{name}`"):
         fit(rbf_gp(), X, y, **kwargs)
+
+
+def test_float32_fit_keeps_the_initial_structure_and_dtypes(tmp_path):
+    # Issue 12.8: a model fitted on float32 data (float64 enabled) loads back into
+    # the initial model as template, and its predictions stay float32.
+    rng = np.random.default_rng(3)
+    X = jnp.asarray(np.sort(rng.uniform(0.0, 5.0, 30)), jnp.float32)
+    y = jnp.asarray(np.sin(np.asarray(X)) + 0.1 * rng.normal(size=30), jnp.float32)
+    gp = GP(kernels.Periodic() + kernels.RBF(lengthscale=jnp.float32(1.0)), noise=0.1)
+    result = fit(gp, X, y, num_steps=20)
+    for before, after in zip(jax.tree_util.tree_leaves(gp), jax.tree_util.tree_leaves(result.model)):
+        assert after.dtype == before.dtype
+        assert getattr(after, "weak_type", False) == getattr(before, "weak_type", False)
+    path = tmp_path / "fitted.eqx"
+    eqx.tree_serialise_leaves(path, result.model)
+    loaded = eqx.tree_deserialise_leaves(path, gp)
+    mean, variance = loaded.condition(X, y).predict(X)
+    assert mean.dtype == variance.dtype == jnp.float32
+    assert loaded.log_marginal_likelihood(X, y).dtype == jnp.float32
+    np.testing.assert_allclose(
+        float(loaded.log_marginal_likelihood(X, y)), -float(result.final_loss), rtol=1e-4
+    )
