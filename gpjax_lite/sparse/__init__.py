@@ -6,8 +6,8 @@
   :meth:`SGPR.condition`.
 * :class:`SVGP` — the stochastic variational GP of Hensman, Matthews &
   Ghahramani (2015) with a whitened ``q(u)``: ``O(b m² + m³)`` per minibatch
-  step, whatever ``n``; fitted with :func:`fit_svgp` (one compiled
-  ``lax.scan``, minibatches drawn on the device).
+  step, whatever ``n``; fitted with :func:`fit_svgp` (the compiled loop of
+  :func:`gpjax_lite.fit`, minibatches drawn on the device).
 * :mod:`gpjax_lite.sparse.sharding` — run a batch of GPs, or the SVGP
   minibatch objective, data-parallel over a ``jax.sharding.Mesh``.
 
