@@ -5,7 +5,7 @@ the :class:`GP` conditions through one Cholesky factor; :func:`fit` maximises
 the log marginal likelihood with optax in one compiled loop.
 """
 
-from . import datasets, kernels, linalg, means, parameters, posterior, solvers, sparse
+from . import datasets, kernels, likelihoods, linalg, means, parameters, posterior, solvers, sparse
 from .distributions import MultivariateNormal
 from .fit import FitResult, fit
 from .gp import GP, Posterior
