@@ -9,6 +9,7 @@ from . import datasets, kernels, likelihoods, linalg, means, parameters, posteri
 from .distributions import MultivariateNormal
 from .fit import FitResult, fit
 from .gp import GP, Posterior
+from .laplace import LaplaceGP, LaplacePosterior
 from .linalg import CholeskyError
 
 __version__ = "0.1.0"
@@ -16,6 +17,9 @@ __version__ = "0.1.0"
 __all__ = [
     "GP",
     "Posterior",
+    "LaplaceGP",
+    "LaplacePosterior",
+    "likelihoods",
     "MultivariateNormal",
     "CholeskyError",
     "fit",
