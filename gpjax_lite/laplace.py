@@ -73,7 +73,8 @@ __all__ = ["LaplaceGP", "LaplacePosterior", "posterior_mode", "MAX_NEWTON_STEPS"
 #: even from far away.
 MAX_NEWTON_STEPS = 100
 
-#: The most halvings of one Newton step that does not increase ``Ψ``.
+#: The most halvings of one Newton step that does not increase ``Ψ`` (beyond
+#: round-off); the search stops there, at the last accepted point.
 MAX_HALVINGS = 30
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -119,40 +120,45 @@ def _psi(K, m, y, likelihood, a):
 
 def _newton(K, m, y, likelihood):
     """The mode ``f̂`` and ``a = K⁻¹(f̂ - m)`` by Newton's method with step halving
-    (R&W Algorithm 3.1); ``f̂ = m + K a`` to round-off."""
+    (R&W Algorithm 3.1); ``f̂ = m + K a`` to round-off.
+
+    One ``while_loop``: each pass tries a candidate ``a``, either a new Newton
+    step from the current point or, after a rejected one, the midpoint between
+    the current ``a`` and the rejected candidate (one loop, not a halving loop
+    inside a Newton loop, compiles markedly faster).
+    """
     tolerance = mode_tolerance(K.dtype)
     a0 = jnp.zeros_like(m)
     psi0, f0, noise0 = _psi(K, m, y, likelihood, a0)
 
-    def proposal(f):
+    def newton_step(f):
         first, sqrt_W, L = _newton_pieces(K, m, y, likelihood, f)
         b = sqrt_W**2 * (f - m) + first
         return b - sqrt_W * cho_solve(L, sqrt_W * (K @ b))
 
-    def step(state):
-        a, f, psi, noise, _, steps = state
-
-        def worse(s):
-            # NaN compares False: an overflowing step counts as worse and is halved.
-            return ~(s[1] >= psi - noise) & (s[4] < MAX_HALVINGS)
-
-        def halve(s):
-            a_new = 0.5 * (a + s[0])
-            return (a_new, *_psi(K, m, y, likelihood, a_new), s[4] + 1)
-
-        a_new = proposal(f)
-        first_try = (a_new, *_psi(K, m, y, likelihood, a_new), jnp.asarray(0, jnp.int32))
-        a_new, psi_new, f_new, noise_new, _ = jax.lax.while_loop(worse, halve, first_try)
+    def attempt(state):
+        a, f, psi, noise, candidate, halvings, _, steps = state
+        candidate = jax.lax.cond(
+            halvings > 0, lambda: 0.5 * (a + candidate), lambda: newton_step(f)
+        )
+        psi_new, f_new, noise_new = _psi(K, m, y, likelihood, candidate)
+        # NaN compares False: an overflowing step is rejected and halved.
         accepted = psi_new >= psi - noise
         moved = jnp.max(jnp.abs(f_new - f))
-        done = ~accepted | (moved <= tolerance * (1.0 + jnp.max(jnp.abs(f_new))))
+        converged = accepted & (moved <= tolerance * (1.0 + jnp.max(jnp.abs(f_new))))
+        stuck = ~accepted & (halvings + 1 >= MAX_HALVINGS)
         keep = lambda new, old: jnp.where(accepted, new, old)  # noqa: E731
-        return keep(a_new, a), keep(f_new, f), keep(psi_new, psi), keep(noise_new, noise), done, \
-            steps + 1
+        return (
+            keep(candidate, a), keep(f_new, f), keep(psi_new, psi), keep(noise_new, noise),
+            candidate, jnp.where(accepted, 0, halvings + 1), converged | stuck,
+            steps + (halvings == 0),
+        )
 
-    state = (a0, f0, psi0, noise0, jnp.asarray(False), jnp.asarray(0, jnp.int32))
-    a, f, _, _, _, _ = jax.lax.while_loop(
-        lambda s: ~s[4] & (s[5] < MAX_NEWTON_STEPS), step, state
+    zero = jnp.asarray(0, jnp.int32)
+    state = (a0, f0, psi0, noise0, a0, zero, jnp.asarray(False), zero)
+    # Stop when converged or stuck; after MAX_NEWTON_STEPS Newton steps, finish any halving.
+    a, f, *_ = jax.lax.while_loop(
+        lambda s: ~s[6] & ((s[7] < MAX_NEWTON_STEPS) | (s[5] > 0)), attempt, state
     )
     return f, a
 
