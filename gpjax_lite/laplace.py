@@ -38,8 +38,8 @@ log-concave likelihoods ``W ≥ 0`` and ``Ψ`` has one maximum.
       (I + K W) df̂ = dm + dK ∇log p(y | f̂) + K d_θ∇log p(y | f̂)
       (I + K W)⁻¹ = I - K W^½ B⁻¹ W^½
 
-  (:func:`posterior_mode` is a ``jax.custom_jvp``: the Newton iterations are
-  never differentiated; forward and reverse mode both work). The value is then
+  (:func:`posterior_mode` goes through a ``jax.custom_jvp``: the Newton
+  iterations are never differentiated; forward and reverse mode both work). The value is then
   differentiated by JAX with ``f̂`` as a function of ``θ``; the ``log|B|`` term
   brings in the third derivative of ``log p`` (R&W eq. 5.23).
 * **Predictions** (R&W Algorithm 3.2) at test inputs ``X*``, ``K* = k(X, X*)``::
@@ -95,10 +95,16 @@ def mode_tolerance(dtype) -> float:
 
 
 # ------------------------------------------------------------------- the mode
+def _sqrt_W(second):
+    """``W^½`` from ``∂² log p/∂f²``, floored at the smallest normal number: a ``W`` that
+    underflows to 0 (a logit at ``|f| ≳ 700``) must not give ``√0`` an infinite derivative."""
+    return jnp.sqrt(jnp.maximum(-second, jnp.finfo(second.dtype).tiny))
+
+
 def _newton_pieces(K, m, y, likelihood, f):
     """``∇ log p``, ``W^½`` and the factor ``L`` of ``B = I + W^½ K W^½`` at ``f``."""
     first, second = likelihood.log_prob_derivatives(f, y)
-    sqrt_W = jnp.sqrt(jnp.maximum(-second, 0.0))
+    sqrt_W = _sqrt_W(second)
     B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
     L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
     return first, sqrt_W, L
@@ -207,7 +213,7 @@ def _laplace_log_marginal_likelihood(K, m, y, likelihood):
     """``log q(y | X)`` at the mode, differentiable through :func:`_mode`."""
     f, a = _mode(K, m, y, likelihood)
     _, second = likelihood.log_prob_derivatives(f, y)
-    sqrt_W = jnp.sqrt(jnp.maximum(-second, 0.0))
+    sqrt_W = _sqrt_W(second)
     B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
     # -½ log|B| as log N(0 | 0, B) + n/2 log 2π: the library's log density has a
     # closed-form derivative, ½ tr(B⁻¹ dB), cheaper than differentiating a Cholesky.
