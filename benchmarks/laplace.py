@@ -37,14 +37,14 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import gpjax_lite as gl  # noqa: E402
-from gpjax_lite import kernels, likelihoods  # noqa: E402
+import gpjax_lite as gl
+from gpjax_lite import kernels, likelihoods
 
 START = (1.0, 1.0)  # (variance, lengthscale) where both fits start and the lml is timed
 
@@ -138,8 +138,10 @@ def run(cfg: Config = Config()) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| case | n | gpjax_lite first call (s) | gpjax_lite (s) | sklearn (s) | speed-up "
-        "| speed-up incl. compile | check |",
+        (
+            "| case | n | gpjax_lite first call (s) | gpjax_lite (s) | sklearn (s) | speed-up "
+            "| speed-up incl. compile | check |"
+        ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:

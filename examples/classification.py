@@ -27,11 +27,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import gpjax_lite as gl  # noqa: E402
-from gpjax_lite import kernels, likelihoods  # noqa: E402
-from gpjax_lite.datasets import load_iris_binary  # noqa: E402
+import gpjax_lite as gl
+from gpjax_lite import kernels, likelihoods
+from gpjax_lite.datasets import load_iris_binary
 
 
 def split(X, y, test_fraction=0.3, seed=0):
@@ -40,7 +40,7 @@ def split(X, y, test_fraction=0.3, seed=0):
     test = np.zeros(len(y), bool)
     for label in (0.0, 1.0):
         members = np.flatnonzero(y == label)
-        test[rng.choice(members, int(round(test_fraction * len(members))), replace=False)] = True
+        test[rng.choice(members, round(test_fraction * len(members)), replace=False)] = True
     centre, scale = X[~test].mean(0), X[~test].std(0)
     X = (X - centre) / scale
     return X[~test], y[~test], X[test], y[test]

@@ -29,11 +29,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import gpjax_lite as gl  # noqa: E402
-from gpjax_lite import kernels, likelihoods, means  # noqa: E402
-from gpjax_lite.datasets import load_coal_mining_disasters  # noqa: E402
+import gpjax_lite as gl
+from gpjax_lite import kernels, likelihoods, means
+from gpjax_lite.datasets import load_coal_mining_disasters
 
 #: Two-sided 95 % standard-normal quantile, for the band of the rate.
 Z95 = 1.959963984540054

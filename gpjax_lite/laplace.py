@@ -57,7 +57,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import as_inputs, as_targets, check_key, check_kernel_and_mean, evaluate_mean
+from ._checks import (
+    as_inputs,
+    as_targets,
+    check_kernel_and_mean,
+    check_key,
+    evaluate_mean,
+)
 from ._module import Module
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
@@ -66,7 +72,7 @@ from .linalg import cho_solve, gaussian_log_density, raise_if_not_finite, solve_
 from .means import Zero
 from .posterior import AbstractPosterior
 
-__all__ = ["LaplaceGP", "LaplacePosterior", "posterior_mode", "MAX_NEWTON_STEPS", "MAX_HALVINGS"]
+__all__ = ["MAX_HALVINGS", "MAX_NEWTON_STEPS", "LaplaceGP", "LaplacePosterior", "posterior_mode"]
 
 #: The most Newton steps for the posterior mode (each costs one Cholesky of ``B``).
 #: Newton's method converges quadratically near the mode; a few tens suffice
@@ -153,7 +159,7 @@ def _newton(K, m, y, likelihood):
         moved = jnp.max(jnp.abs(f_new - f))
         converged = accepted & (moved <= tolerance * (1.0 + jnp.max(jnp.abs(f_new))))
         stuck = ~accepted & (halvings + 1 >= MAX_HALVINGS)
-        keep = lambda new, old: jnp.where(accepted, new, old)  # noqa: E731
+        keep = lambda new, old: jnp.where(accepted, new, old)
         return (
             keep(candidate, a), keep(f_new, f), keep(psi_new, psi), keep(noise_new, noise),
             candidate, jnp.where(accepted, 0, halvings + 1), converged | stuck,
@@ -316,7 +322,7 @@ class LaplaceGP(Module):
         return value
 
     # ---------------------------------------------------------------- posterior
-    def condition(self, X, y) -> "LaplacePosterior":
+    def condition(self, X, y) -> LaplacePosterior:
         """The Laplace posterior ``N(f̂, (K⁻¹ + W)⁻¹)`` given ``y`` at ``X``.
 
         Args:

@@ -46,13 +46,13 @@ from ._module import Module
 from .parameters import positive_field
 
 __all__ = [
-    "Likelihood",
-    "Bernoulli",
-    "Poisson",
-    "StudentT",
-    "Gaussian",
     "NUM_PREDICT_NODES",
     "NUM_QUADRATURE_NODES",
+    "Bernoulli",
+    "Gaussian",
+    "Likelihood",
+    "Poisson",
+    "StudentT",
     "gauss_hermite_expectation",
 ]
 
@@ -180,7 +180,7 @@ class Likelihood(Module):
 
     def _observation_noise(self):
         """The Gaussian noise variance, or ``None`` for a non-Gaussian likelihood."""
-        return None
+        return
 
 
 # --------------------------------------------------------------------- Bernoulli

@@ -185,7 +185,7 @@ def test_gaussian_likelihood_equals_the_exact_gp():
     exact = gl.GP(kernel, mean, noise=0.05)
     Xt = rng.uniform(-2, 2, (9, 2))
 
-    lml = lambda m: m.log_marginal_likelihood(X, y)  # noqa: E731
+    lml = lambda m: m.log_marginal_likelihood(X, y)
     np.testing.assert_allclose(lml(laplace), lml(exact), rtol=1e-12)
     g_laplace, g_exact = jax.grad(lml)(laplace), jax.grad(lml)(exact)
     for a, b in [(g_laplace.kernel.variance, g_exact.kernel.variance),
@@ -225,7 +225,7 @@ def _data(kind):
 
 
 def _finite_differences(kind, X, y, h=1e-5):
-    base = dict(variance=1.4, lengthscale=0.9, c=0.3, noise=0.2)
+    base = {"variance": 1.4, "lengthscale": 0.9, "c": 0.3, "noise": 0.2}
     names = ["variance", "lengthscale", "c"] + (["noise"] if kind == "gaussian" else [])
     out = {}
     for name in names:
@@ -325,7 +325,7 @@ def test_jit_vmap_and_pytree():
     ys = jnp.stack([y, 1.0 - y])
     per_data = jax.vmap(lambda yy: model.log_marginal_likelihood(X, yy))(ys)
     np.testing.assert_allclose(per_data[1], model.log_marginal_likelihood(X, 1.0 - y), rtol=1e-11)
-    mean, var = jax.jit(lambda m: m.condition(X, y).predict(X[:5]))(model)
+    mean, _ = jax.jit(lambda m: m.condition(X, y).predict(X[:5]))(model)
     np.testing.assert_allclose(mean, model.condition(X, y).predict(X[:5])[0], rtol=1e-11)
 
 
@@ -409,7 +409,7 @@ def test_float32():
     grad = jax.grad(lambda m: m.log_marginal_likelihood(X32, y32))(model)
     grad64 = jax.grad(lambda m: m.log_marginal_likelihood(X, y))(model)
     np.testing.assert_allclose(grad.kernel.lengthscale, grad64.kernel.lengthscale, rtol=1e-3)
-    mean, var = model.condition(X32, y32).predict_y(X32[:4])
+    mean, _ = model.condition(X32, y32).predict_y(X32[:4])
     assert mean.dtype == jnp.float32 and np.all((mean > 0) & (mean < 1))
     counts = gl.LaplaceGP(kernels.RBF(), likelihoods.Poisson())
     Xc, yc = count_problem()

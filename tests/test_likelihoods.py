@@ -79,11 +79,11 @@ def test_derivatives_match_finite_differences(likelihood_index):
     y = np.concatenate([y, y[:2]])
     first, second = likelihood.log_prob_derivatives(jnp.asarray(f), jnp.asarray(y))
     h = 1e-5
-    value = lambda g: np.asarray(likelihood.log_prob(g, y))  # noqa: E731
+    value = lambda g: np.asarray(likelihood.log_prob(g, y))
     fd_first = (value(f + h) - value(f - h)) / (2 * h)
     # The second derivative as the central difference of the (just checked) first one:
     # a second difference of log p itself loses too many digits where |log p| is large.
-    slope = lambda g: np.asarray(likelihood.log_prob_derivatives(g, y)[0])  # noqa: E731
+    slope = lambda g: np.asarray(likelihood.log_prob_derivatives(g, y)[0])
     fd_second = (slope(f + h) - slope(f - h)) / (2 * h)
     np.testing.assert_allclose(first, fd_first, rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(second, fd_second, rtol=1e-6, atol=1e-8)
@@ -175,7 +175,7 @@ def test_expected_log_prob_matches_adaptive_quadrature(likelihood_index):
         # scipy.stats' Bernoulli log pmf underflows to -inf far out in the tails the
         # quadrature reaches; these forms do not.
         tail = special.log_ndtr if likelihood.link == "probit" else special.log_expit
-        reference_log_prob = lambda f, y: tail((2 * y - 1) * f)  # noqa: E731
+        reference_log_prob = lambda f, y: tail((2 * y - 1) * f)
     mean = rng.normal(0.0, 1.5, y.shape)
     variance = rng.uniform(0.05, 4.0, y.shape)
     value = likelihood.expected_log_prob(jnp.asarray(y), jnp.asarray(mean), jnp.asarray(variance))

@@ -46,11 +46,9 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import (
-    as_float_array,
     as_inputs,
     as_targets,
     check_kernel_and_mean,
-    check_positive,
     evaluate_mean,
     is_concrete,
 )
@@ -62,13 +60,11 @@ from ..means import Zero
 from ..posterior import AbstractPosterior
 from ..parameters import (
     from_unconstrained,
-    positive_field,
     real_field,
     to_unconstrained,
     trainable_mask,
 )
 from ._common import (
-    LOG_2PI,
     as_int,
     cast_weak_leaves,
     check_chunk_size,
@@ -165,7 +161,8 @@ class SVGP(AbstractPosterior):
     def noise(self) -> Float[Array, ""]:
         """The Gaussian likelihood's noise variance ``σ²`` (``AttributeError`` for other likelihoods)."""
         if not isinstance(self.likelihood, Gaussian):
-            raise AttributeError(
+            # AttributeError, not TypeError: `hasattr(model, "noise")` must answer False.
+            raise AttributeError(  # noqa: TRY004
                 f"this SVGP has a {type(self.likelihood).__name__} likelihood, which has no `noise`."
             )
         return self.likelihood.noise
