@@ -10,6 +10,7 @@ from scipy import integrate, special, stats
 
 from gpjax_lite import likelihoods, sparse
 from gpjax_lite.kernels import RBF
+from gpjax_lite.parameters import trainable_mask
 
 
 def _problem(n=40, seed=0):
@@ -57,6 +58,9 @@ def test_gaussian_default_equals_the_closed_form_and_an_explicit_gaussian_likeli
     assert float(default.noise) == 0.1
     assert isinstance(sparse.SVGP(RBF(), X[:3]).likelihood, likelihoods.Gaussian)
     np.testing.assert_allclose(sparse.SVGP(RBF(), X[:3]).noise, 1e-2)
+    # `fixed=lambda m: m.noise` still selects the noise, now the Gaussian likelihood's leaf.
+    mask = trainable_mask(default, fixed=lambda m: m.noise)
+    assert not mask.likelihood.noise and mask.kernel.lengthscale
     # include_noise and predict_y agree for Gaussian observations.
     np.testing.assert_allclose(default.predict(X[:5], include_noise=True),
                                default.predict_y(X[:5]), rtol=1e-14)
