@@ -5,10 +5,11 @@ the :class:`GP` conditions through one Cholesky factor; :func:`fit` maximises
 the log marginal likelihood with optax in one compiled loop.
 """
 
-from . import datasets, kernels, linalg, means, parameters, posterior, solvers, sparse
+from . import datasets, kernels, likelihoods, linalg, means, parameters, posterior, solvers, sparse
 from .distributions import MultivariateNormal
 from .fit import FitResult, fit
 from .gp import GP, Posterior
+from .laplace import LaplaceGP, LaplacePosterior
 from .linalg import CholeskyError
 from .summary import summary
 
@@ -17,6 +18,9 @@ __version__ = "0.2.0.dev0"
 __all__ = [
     "GP",
     "Posterior",
+    "LaplaceGP",
+    "LaplacePosterior",
+    "likelihoods",
     "MultivariateNormal",
     "CholeskyError",
     "fit",

@@ -1,6 +1,14 @@
 """Small real data sets bundled with ``gpjax_lite``.
 
-The only data set is monthly mean atmospheric CO2 at Mauna Loa Observatory,
+* :func:`load_co2` — regression (below);
+* :func:`load_coal_mining_disasters` — yearly counts of British coal-mining
+  disasters, 1851–1962 (a Poisson example);
+* :func:`load_iris_binary` — Fisher's iris measurements, versicolor against
+  virginica (a binary classification example).
+
+See ``gpjax_lite/data/README.md`` for the provenance of every file.
+
+The first data set is monthly mean atmospheric CO2 at Mauna Loa Observatory,
 Hawaii, March 1958 – December 2001 (``gpjax_lite/data/co2_monthly.csv``). It
 is derived from the weekly series distributed with statsmodels as
 ``statsmodels.datasets.co2`` -- measurements of the Scripps Institution of
@@ -21,7 +29,7 @@ from importlib.resources import files
 
 import numpy as np
 
-__all__ = ["load_co2"]
+__all__ = ["load_co2", "load_coal_mining_disasters", "load_iris_binary"]
 
 
 def load_co2() -> tuple[np.ndarray, np.ndarray]:
@@ -67,4 +75,61 @@ def load_co2() -> tuple[np.ndarray, np.ndarray]:
         data = np.loadtxt(f, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
     X = np.ascontiguousarray(data[:, 0])
     y = np.ascontiguousarray(data[:, 1])
+    return X, y
+
+
+def _read_csv(name: str, **kwargs) -> np.ndarray:
+    resource = files("gpjax_lite") / "data" / name
+    with resource.open("r", encoding="utf-8") as f:
+        return np.loadtxt(f, delimiter=",", skiprows=1, ndmin=1, **kwargs)
+
+
+def load_coal_mining_disasters() -> tuple[np.ndarray, np.ndarray]:
+    """Yearly counts of British coal-mining disasters (explosions with ≥ 10 deaths), 1851–1962.
+
+    Built from the 191 disaster dates of Jarrett (1979), *A note on the
+    intervals between coal-mining disasters*, Biometrika 66, 191–193 (which
+    corrects Maguire, Pearson & Wynn 1952), as distributed with the R package
+    ``boot`` (data set ``coal``; Davison & Hinkley 1997). The dates are in
+    ``gpjax_lite/data/coal_disasters.csv``; this function counts them per
+    calendar year (the integer part of each decimal date).
+
+    * **Units**: ``years`` are calendar years (``1851.0`` … ``1962.0``); ``counts``
+      are disasters per year (non-negative integers stored as floats).
+    * **Size**: 112 years, 191 disasters in all; the first date is
+      15 March 1851, the last 22 March 1962 (so 1962 covers under 3 months).
+
+    Returns:
+        ``(years, counts)``, two ``float64`` arrays of shape ``(112,)``; fresh
+        on every call.
+    """
+    dates = _read_csv("coal_disasters.csv", dtype=np.float64)
+    years = np.arange(1851, 1963, dtype=np.float64)
+    counts = np.array([np.count_nonzero(np.floor(dates) == year) for year in years],
+                      dtype=np.float64)
+    return years, counts
+
+
+def load_iris_binary() -> tuple[np.ndarray, np.ndarray]:
+    """Fisher's iris data, *Iris versicolor* (``y = 0``) against *Iris virginica* (``y = 1``).
+
+    Four measurements in centimetres per flower (sepal length, sepal width,
+    petal length, petal width), 50 flowers of each species (Anderson 1935;
+    Fisher 1936, *The use of multiple measurements in taxonomic problems*,
+    Annals of Eugenics 7, 179–188). The two species overlap, so no classifier
+    is perfect: a good test of calibrated probabilities. The bundled file
+    ``gpjax_lite/data/iris.csv`` holds all three species (as in R's ``iris``
+    and scikit-learn's copy); setosa, which is linearly separable from the
+    others, is left out here.
+
+    Returns:
+        ``(X, y)``: ``X`` ``float64`` of shape ``(100, 4)`` in cm; ``y``
+        ``float64`` of shape ``(100,)`` in ``{0, 1}``.
+    """
+    resource = files("gpjax_lite") / "data" / "iris.csv"
+    with resource.open("r", encoding="utf-8") as f:
+        rows = [line.strip().split(",") for line in f.readlines()[1:] if line.strip()]
+    keep = [row for row in rows if row[4] in ("versicolor", "virginica")]
+    X = np.array([[float(v) for v in row[:4]] for row in keep], dtype=np.float64)
+    y = np.array([row[4] == "virginica" for row in keep], dtype=np.float64)
     return X, y

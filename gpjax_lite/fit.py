@@ -213,6 +213,11 @@ def fit(
     check_hyperparameters(model)
     X = as_inputs("X", X)
     y = as_targets("y", y, X.shape[0])
+    likelihood = getattr(model, "likelihood", None)
+    if likelihood is not None:
+        # Inside the compiled loop `y` is a tracer: a count of -1 or a label of 2
+        # would give a finite, wrong loss. Check its support here, eagerly.
+        y = likelihood.check_targets(y)
     num_steps = check_loop_arguments(
         optimizer=optimizer, num_steps=num_steps, progress=progress,
         objective=objective, log_prior=log_prior,

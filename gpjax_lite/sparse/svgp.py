@@ -17,6 +17,11 @@ For Gaussian observations the expected log likelihood is closed form::
 
     E_q[log N(y | f, σ²)] = -½ log 2πσ² - ((y - μ_f)² + v_f) / (2σ²)
 
+and so it is for Poisson counts, ``E_q[y f - e^f - log y!] = y μ_f - e^{μ_f + v_f/2} - log y!``;
+any other likelihood (``Bernoulli``, ``StudentT``) integrates ``log p(y | f)``
+against ``N(μ_f, v_f)`` by Gauss–Hermite quadrature
+(:meth:`gpjax_lite.likelihoods.Likelihood.expected_log_prob`).
+
 and the ELBO on a minibatch ``B`` of ``b`` out of ``n`` points is the
 unbiased estimate::
 
@@ -42,22 +47,20 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._checks import (
-    as_float_array,
     as_inputs,
     as_targets,
     check_kernel_and_mean,
-    check_positive,
     evaluate_mean,
 )
 from ..distributions import MultivariateNormal
 from ..fit import check_loop_arguments, minimise, split_trainable, warn_about_run
 from ..kernels.base import Kernel
+from ..likelihoods import Gaussian, Likelihood
 from ..linalg import cho_solve, cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
-from ..parameters import positive_field, real_field
+from ..parameters import check_hyperparameters, real_field
 from ..posterior import AbstractPosterior
 from ._common import (
-    LOG_2PI,
     as_int,
     cast_weak_leaves,
     check_chunk_size,
@@ -74,15 +77,20 @@ from .sgpr import DEFAULT_CHUNK_SIZE, SGPR
 
 
 class SVGP(AbstractPosterior):
-    """Stochastic variational GP with a whitened Gaussian ``q(u)`` and Gaussian noise.
+    """Stochastic variational GP with a whitened Gaussian ``q(u)`` and any likelihood.
 
-    ``SVGP(kernel, inducing_inputs, mean=Zero(), noise=1e-2, *, q_mu=None, q_sqrt=None)``
+    ``SVGP(kernel, inducing_inputs, mean=Zero(), noise=None, *, likelihood=None, q_mu=None,
+    q_sqrt=None)``
 
     Attributes:
         kernel: the covariance function.
         inducing_inputs: ``Z`` ``(m, d)`` (``(m,)`` is read as ``(m, 1)``), trainable.
         mean: the prior mean function (default ``Zero()``).
-        noise: the observation-noise variance ``σ²`` (a positive scalar).
+        likelihood: the observation model, a
+            :class:`~gpjax_lite.likelihoods.Likelihood`. ``None`` (the default)
+            means ``Gaussian(noise)`` with ``noise`` (default 1e-2), a positive
+            scalar variance; pass either ``noise`` or ``likelihood``, not both.
+            ``model.noise`` reads the Gaussian likelihood's noise.
         q_mu: whitened variational mean ``μ`` ``(m,)`` (default zeros).
         q_sqrt: lower-triangular ``Lₛ`` with positive diagonal, ``S = Lₛ Lₛᵀ``,
             ``(m, m)`` (default the identity, i.e. ``q(v) = p(v)``). Stored as
@@ -98,19 +106,31 @@ class SVGP(AbstractPosterior):
     kernel: Kernel
     inducing_inputs: Float[Array, "m d"]
     mean: eqx.Module
-    noise: Float[Array, ""] = positive_field()
+    likelihood: Likelihood
     q_mu: Float[Array, " m"] = real_field()
     q_sqrt: Float[Array, "m m"] = lower_triangular_field()
     jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
     chunk_size: int | None = eqx.field(default=DEFAULT_CHUNK_SIZE, static=True, kw_only=True)
 
-    def __init__(self, kernel, inducing_inputs, mean=None, noise=1e-2, *, q_mu=None, q_sqrt=None,
-                 jitter=None, chunk_size=DEFAULT_CHUNK_SIZE):
+    def __init__(self, kernel, inducing_inputs, mean=None, noise=None, *, likelihood=None,
+                 q_mu=None, q_sqrt=None, jitter=None, chunk_size=DEFAULT_CHUNK_SIZE):
         Z = check_inducing_inputs(inducing_inputs)
         m = Z.shape[0]
         self.inducing_inputs = Z
-        self.kernel, self.mean, self.noise = cast_weak_leaves(
-            (kernel, Zero() if mean is None else mean, as_float_array(noise)), Z.dtype
+        if likelihood is None:
+            likelihood = Gaussian(1e-2 if noise is None else noise)
+        elif noise is not None:
+            raise ValueError(
+                "Pass either `noise` (for Gaussian observations) or `likelihood`, not both: "
+                "use `likelihood=likelihoods.Gaussian(noise)` to set the noise with a likelihood."
+            )
+        if not isinstance(likelihood, Likelihood):
+            raise TypeError(
+                "`likelihood` must be a gpjax_lite.likelihoods.Likelihood (e.g. "
+                f"`likelihoods.Bernoulli()`), got {type(likelihood).__name__}."
+            )
+        self.kernel, self.mean, self.likelihood = cast_weak_leaves(
+            (kernel, Zero() if mean is None else mean, likelihood), Z.dtype
         )
         self.q_mu = jnp.zeros((m,), Z.dtype) if q_mu is None else q_mu
         self.q_sqrt = jnp.eye(m, dtype=Z.dtype) if q_sqrt is None else q_sqrt
@@ -125,16 +145,27 @@ class SVGP(AbstractPosterior):
                 f"`q_mu` must have shape (m,) = ({m},) for m inducing inputs, got {jnp.shape(self.q_mu)}."
             )
         check_lower_triangular(self.q_sqrt, m)
-        check_scalar_noise(self.noise)
-        check_positive("noise", self.noise)
+        if isinstance(self.likelihood, Gaussian):
+            check_scalar_noise(self.likelihood.noise)
         check_chunk_size(self.chunk_size)
 
     @property
     def num_inducing(self) -> int:
         return self.inducing_inputs.shape[0]
 
+    @property
+    def noise(self) -> Float[Array, ""]:
+        """The Gaussian likelihood's noise variance ``σ²`` (``AttributeError`` for other likelihoods)."""
+        if not isinstance(self.likelihood, Gaussian):
+            # AttributeError, not TypeError: `hasattr(model, "noise")` must answer False.
+            raise AttributeError(  # noqa: TRY004
+                f"this SVGP has a {type(self.likelihood).__name__} likelihood, which has no `noise`."
+            )
+        return self.likelihood.noise
+
     # ------------------------------------------------------------------ checks
     def _inputs(self, name, X):
+        check_hyperparameters(self)
         X = as_inputs(name, X)
         check_columns(name, X, self.inducing_inputs)
         self.kernel.check_input_dim(X.shape[1])
@@ -142,7 +173,7 @@ class SVGP(AbstractPosterior):
 
     def _data(self, X, y):
         X = self._inputs("X", X)
-        return X, as_targets("y", y, X.shape[0])
+        return X, self.likelihood.check_targets(as_targets("y", y, X.shape[0]))
 
     # --------------------------------------------------------------- marginals
     def _marginals(self, L, Xb):
@@ -165,17 +196,25 @@ class SVGP(AbstractPosterior):
         )
 
     def expected_log_likelihood(self, X, y) -> Float[Array, ""]:
-        """``Σ_i E_q[log N(y_i | f(x_i), σ²)]`` over the given rows (nats), chunked."""
+        """``Σ_i E_q[log p(y_i | f(x_i))]`` over the given rows (nats), chunked.
+
+        Closed form for ``Gaussian`` and ``Poisson``; Gauss–Hermite quadrature with
+        :data:`gpjax_lite.likelihoods.NUM_QUADRATURE_NODES` nodes otherwise.
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``X``/``y``, or ``y`` outside
+                the likelihood's support.
+        """
         X, y = self._data(X, y)
         return _expected_log_likelihood(self, X, y)
 
     def _expected_log_likelihood(self, L, X, y):
-        noise = self.noise
-        dtype = jnp.result_type(X, y, self.inducing_inputs, noise)
+        dtype = jnp.result_type(X, y, self.inducing_inputs)
 
         def rows(Xc, yc, w):
             mean, var = self._marginals(L, Xc)
-            terms = -0.5 * (LOG_2PI + jnp.log(noise)) - 0.5 * ((yc - mean) ** 2 + var) / noise
+            # Round-off can make v_f slightly negative; quadrature takes its square root.
+            terms = self.likelihood.expected_log_prob(yc, mean, jnp.maximum(var, 0.0))
             return jnp.sum(terms * w)
 
         return chunked_sum(rows, (X, y), self.chunk_size, dtype)
@@ -194,8 +233,11 @@ class SVGP(AbstractPosterior):
         b = X.shape[0]
         if num_data is None:
             num_data = b
-        elif isinstance(num_data, (int, np.integer)) and num_data < b:
-            raise ValueError(f"`num_data` ({num_data}) must be at least the batch size {b}.")
+        elif not isinstance(num_data, jax.core.Tracer):
+            if isinstance(num_data, (bool, np.bool_)) or not isinstance(num_data, (int, np.integer)):
+                raise TypeError(f"`num_data` must be an int (the data set's size), got {num_data!r}.")
+            if num_data < b:
+                raise ValueError(f"`num_data` ({num_data}) must be at least the batch size {b}.")
         value = _elbo(self, X, y, jnp.asarray(num_data / b, dtype=jnp.result_type(X, y)))
         raise_if_not_finite(value, "k(Z, Z) + jitter·I (SVGP)")
         return value
@@ -215,7 +257,17 @@ class SVGP(AbstractPosterior):
         return MultivariateNormal(mean, cov, jitter=self.jitter)
 
     def _observation_noise(self):
-        return self.noise
+        return self.likelihood._observation_noise()
+
+    def predict_y(self, Xt):
+        """Moments of a new observation ``y*`` at ``Xt``: ``likelihood.predict`` of the latent
+        ``q(f(X*))`` moments, each ``(m,)`` (for ``Bernoulli``, ``P(y* = 1)`` and ``P(1 - P)``).
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``Xt``.
+        """
+        mean, variance = self.predict(Xt)
+        return self.likelihood.predict(mean, variance)
 
     # ------------------------------------------------------ closed-form q(v)
     def with_optimal_variational(self, X, y) -> "SVGP":
@@ -228,7 +280,15 @@ class SVGP(AbstractPosterior):
 
         ``O(n m²)`` time in chunks of ``chunk_size`` rows. Useful as a
         starting point (on a subset) and to check the bound.
+
+        Raises:
+            TypeError: for a non-``Gaussian`` likelihood (no closed form).
         """
+        if not isinstance(self.likelihood, Gaussian):
+            raise TypeError(
+                "`with_optimal_variational` needs a Gaussian likelihood (the optimal q(v) is "
+                f"closed form only then), this model has {type(self.likelihood).__name__}."
+            )
         X, y = self._data(X, y)
         q_mu, q_sqrt = _optimal_variational(self, X, y)
         raise_if_not_finite(q_sqrt, "k(Z, Z) + jitter·I or the optimal S (SVGP)")

@@ -1,0 +1,438 @@
+"""The Laplace approximation: an exact GP prior with a non-Gaussian likelihood.
+
+Model (Rasmussen & Williams 2006, §3.4)::
+
+    f ~ GP(m, k),        y_i ~ p(y_i | f(x_i))      (Bernoulli, Poisson, Gaussian, ...)
+
+For ``n`` training inputs write ``K = k(X, X)``, ``m = m(X)`` and
+``Ψ(f) = log p(y | f) - ½ (f - m)ᵀ K⁻¹ (f - m)``, the log of the unnormalised
+posterior. The Laplace approximation replaces ``p(f | y)`` by the Gaussian
+``N(f̂, (K⁻¹ + W)⁻¹)`` at the posterior mode ``f̂ = argmax Ψ`` with
+``W = -∇∇ log p(y | f̂)``, diagonal because each ``y_i`` depends on ``f_i`` only.
+``W`` is the curvature of the log likelihood: the precision that each
+observation adds to its latent value (``σ(f̂)(1 - σ(f̂))`` for the logit link,
+``e^f̂``, the fitted rate, for Poisson, ``1/noise`` for Gaussian). For
+log-concave likelihoods ``W ≥ 0`` and ``Ψ`` has one maximum.
+
+* **Mode** — Newton's method in the stable form of R&W Algorithm 3.1: with
+  ``B = I + W^½ K W^½ = L Lᵀ`` (eigenvalues ≥ 1, so no jitter is needed)::
+
+      b = W (f - m) + ∇ log p(y | f)
+      a = b - W^½ L⁻ᵀ L⁻¹ W^½ K b,       f ← m + K a
+
+  starting from ``f = m``. A step that does not increase ``Ψ`` (or makes it
+  NaN, as an overshooting Poisson step can) is halved, in ``a``, up to
+  :data:`MAX_HALVINGS` times. The iteration stops when a step moves ``f`` by
+  less than :func:`mode_tolerance` (relative; the value is then converged far
+  below 1e-10 relative), when ``Ψ`` cannot be increased any more, or after
+  :data:`MAX_NEWTON_STEPS` steps.
+* **Approximate log marginal likelihood** (R&W eq. 3.32)::
+
+      log q(y | X) = -½ (f̂ - m)ᵀ K⁻¹ (f̂ - m) + Σ log p(y_i | f̂_i) - ½ log|B|
+
+  with ``K⁻¹ (f̂ - m) = ∇ log p(y | f̂)`` at the mode (so ``K`` is never inverted).
+* **Gradient** — exact, including the mode's dependence on the
+  hyperparameters ``θ`` (R&W §5.5.1, Algorithm 5.1), by implicit
+  differentiation of the mode condition ``f̂ = m + K ∇ log p(y | f̂)``::
+
+      (I + K W) df̂ = dm + dK ∇log p(y | f̂) + K d_θ∇log p(y | f̂)
+      (I + K W)⁻¹ = I - K W^½ B⁻¹ W^½
+
+  (:func:`posterior_mode` goes through a ``jax.custom_jvp``: the Newton
+  iterations are never differentiated; forward and reverse mode both work). The value is then
+  differentiated by JAX with ``f̂`` as a function of ``θ``; the ``log|B|`` term
+  brings in the third derivative of ``log p`` (R&W eq. 5.23).
+* **Predictions** (R&W Algorithm 3.2) at test inputs ``X*``, ``K* = k(X, X*)``::
+
+      mean(X*) = m(X*) + K*ᵀ ∇log p(y | f̂)
+      V = L⁻¹ W^½ K*,    cov(X*) = k(X*, X*) - Vᵀ V
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._checks import (
+    as_inputs,
+    as_targets,
+    check_kernel_and_mean,
+    check_key,
+    evaluate_mean,
+)
+from ._module import Module
+from .distributions import MultivariateNormal
+from .kernels.base import Kernel
+from .likelihoods import Likelihood, StudentT
+from .linalg import cho_solve, gaussian_log_density, raise_if_not_finite, solve_lower
+from .means import Zero
+from .parameters import check_hyperparameters
+from .posterior import AbstractPosterior
+
+__all__ = ["MAX_HALVINGS", "MAX_NEWTON_STEPS", "LaplaceGP", "LaplacePosterior", "posterior_mode"]
+
+#: The most Newton steps for the posterior mode (each costs one Cholesky of ``B``).
+#: Newton's method converges quadratically near the mode; a few tens suffice
+#: even from far away.
+MAX_NEWTON_STEPS = 100
+
+#: The most halvings of one Newton step that does not increase ``Ψ`` (beyond
+#: round-off); the search stops there, at the last accepted point.
+MAX_HALVINGS = 30
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def mode_tolerance(dtype) -> float:
+    """Newton's method stops once a step moves ``f`` by less than this times ``1 + max|f|``.
+
+    1e-9 in float64, 1e-4 in float32. Newton's method converges quadratically,
+    so after a step of size ``e`` the error is ``O(e²)``: the mode is then
+    accurate to round-off, and the marginal likelihood (whose ``log|B|`` term
+    is sensitive to the mode to first order) converged far below 1e-10
+    relative. A test on the change of ``Ψ`` alone could not do that: near the
+    mode ``Ψ`` changes by ``O(e²)``, which round-off hides once ``e`` is
+    below ``√ε``.
+    """
+    return 1e-9 if jnp.finfo(dtype).bits >= 64 else 1e-4
+
+
+# ------------------------------------------------------------------- the mode
+def _sqrt_W(second):
+    """``W^½`` from ``∂² log p/∂f²``, floored at the smallest normal number: a ``W`` that
+    underflows to 0 (a logit at ``|f| ≳ 700``) must not give ``√0`` an infinite derivative."""
+    return jnp.sqrt(jnp.maximum(-second, jnp.finfo(second.dtype).tiny))
+
+
+def _newton_pieces(K, m, y, likelihood, f):
+    """``∇ log p``, ``W^½`` and the factor ``L`` of ``B = I + W^½ K W^½`` at ``f``."""
+    first, second = likelihood.log_prob_derivatives(f, y)
+    sqrt_W = _sqrt_W(second)
+    B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
+    L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
+    return first, sqrt_W, L
+
+
+def _psi(K, m, y, likelihood, a):
+    """``Ψ = -½ aᵀ K a + Σ log p(y | m + K a)``, ``f = m + K a`` and the round-off scale of ``Ψ``.
+
+    The scale, ``ε (½|aᵀKa| + Σ|log p_i|)`` times a safety factor of 64, bounds
+    the rounding error of the sum: a step that lowers ``Ψ`` by less is not an
+    overshoot, just noise, and is accepted.
+    """
+    Ka = K @ a
+    quadratic = 0.5 * jnp.dot(a, Ka)
+    log_p = likelihood._log_prob(m + Ka, y)
+    noise = 64 * jnp.finfo(K.dtype).eps * (jnp.abs(quadratic) + jnp.sum(jnp.abs(log_p)) + 1.0)
+    return -quadratic + jnp.sum(log_p), m + Ka, noise
+
+
+def _newton(K, m, y, likelihood):
+    """The mode ``f̂`` and ``a = K⁻¹(f̂ - m)`` by Newton's method with step halving
+    (R&W Algorithm 3.1); ``f̂ = m + K a`` to round-off.
+
+    One ``while_loop``: each pass tries a candidate ``a``, either a new Newton
+    step from the current point or, after a rejected one, the midpoint between
+    the current ``a`` and the rejected candidate (one loop, not a halving loop
+    inside a Newton loop, compiles markedly faster).
+    """
+    tolerance = mode_tolerance(K.dtype)
+    a0 = jnp.zeros_like(m)
+    psi0, f0, noise0 = _psi(K, m, y, likelihood, a0)
+
+    def newton_step(f):
+        first, sqrt_W, L = _newton_pieces(K, m, y, likelihood, f)
+        b = sqrt_W**2 * (f - m) + first
+        return b - sqrt_W * cho_solve(L, sqrt_W * (K @ b))
+
+    def attempt(state):
+        a, f, psi, noise, candidate, halvings, _, steps = state
+        candidate = jax.lax.cond(
+            halvings > 0, lambda: 0.5 * (a + candidate), lambda: newton_step(f)
+        )
+        psi_new, f_new, noise_new = _psi(K, m, y, likelihood, candidate)
+        # NaN compares False: an overflowing step is rejected and halved.
+        accepted = psi_new >= psi - noise
+        moved = jnp.max(jnp.abs(f_new - f))
+        converged = accepted & (moved <= tolerance * (1.0 + jnp.max(jnp.abs(f_new))))
+        stuck = ~accepted & (halvings + 1 >= MAX_HALVINGS)
+        keep = lambda new, old: jnp.where(accepted, new, old)
+        return (
+            keep(candidate, a), keep(f_new, f), keep(psi_new, psi), keep(noise_new, noise),
+            candidate, jnp.where(accepted, 0, halvings + 1), converged | stuck,
+            steps + (halvings == 0),
+        )
+
+    zero = jnp.asarray(0, jnp.int32)
+    state = (a0, f0, psi0, noise0, a0, zero, jnp.asarray(False), zero)
+    # Stop when converged or stuck; after MAX_NEWTON_STEPS Newton steps, finish any halving.
+    a, f, *_ = jax.lax.while_loop(
+        lambda s: ~s[6] & ((s[7] < MAX_NEWTON_STEPS) | (s[5] > 0)), attempt, state
+    )
+    return f, a
+
+
+@jax.custom_jvp
+def _mode(K, m, y, likelihood):
+    """``(f̂, a)``, ``a = K⁻¹(f̂ - m) = ∇log p(y | f̂)``, differentiable by implicit differentiation."""
+    return _newton(K, m, y, likelihood)
+
+
+@_mode.defjvp
+def _mode_jvp(primals, tangents):
+    K, m, y, likelihood = primals
+    dK, dm, dy, dlikelihood = tangents
+    f, a = _newton(K, m, y, likelihood)
+    _, sqrt_W, L = _newton_pieces(K, m, y, likelihood, f)
+
+    def gradient(lik, y_):
+        return lik.log_prob_derivatives(f, y_)[0]
+
+    # ∂_θ ∇log p(y | f) at fixed f: from the likelihood's hyperparameters and y.
+    _, dfirst = jax.jvp(gradient, (likelihood, y), (dlikelihood, dy))
+    rhs = dm + dK @ a + K @ dfirst
+    df = rhs - K @ (sqrt_W * cho_solve(L, sqrt_W * rhs))
+    # a = ∇log p(y | f̂) on the solution manifold, so da = -W df + ∂_θ∇log p.
+    da = dfirst - sqrt_W**2 * df
+    return (f, a), (df, da)
+
+
+def posterior_mode(K: Float[Array, "n n"], m: Float[Array, " n"], y: Float[Array, " n"],
+                   likelihood: Likelihood) -> Float[Array, " n"]:
+    """The Laplace mode ``f̂ = argmax_f log p(y | f) - ½ (f - m)ᵀ K⁻¹ (f - m)``, ``(n,)``.
+
+    Newton's method with step halving (R&W 2006, Algorithm 3.1; see the module
+    docs). Differentiable in ``K``, ``m``, ``y`` and the likelihood's
+    hyperparameters by the implicit function theorem (R&W eq. 5.24)::
+
+        df̂ = (I + K W)⁻¹ (dm + dK ∇log p + K d∇log p),  (I + K W)⁻¹ = I - K W^½ B⁻¹ W^½
+
+    so the iterations themselves are never differentiated.
+    """
+    return _mode(K, m, y, likelihood)[0]
+
+
+def _laplace_log_marginal_likelihood(K, m, y, likelihood):
+    """``log q(y | X)`` at the mode, differentiable through :func:`_mode`."""
+    f, a = _mode(K, m, y, likelihood)
+    _, second = likelihood.log_prob_derivatives(f, y)
+    sqrt_W = _sqrt_W(second)
+    B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
+    # -½ log|B| as log N(0 | 0, B) + n/2 log 2π: the library's log density has a
+    # closed-form derivative, ½ tr(B⁻¹ dB), cheaper than differentiating a Cholesky.
+    half_log_det = -gaussian_log_density(B, jnp.zeros_like(f)) - 0.5 * f.shape[0] * _LOG_2PI
+    # (f̂ - m)ᵀK⁻¹(f̂ - m) = aᵀ(f̂ - m) with Newton's own a (no solve with K): the
+    # value Ψ(a) is stationary in a, so a small error in the mode barely moves it.
+    return -0.5 * jnp.dot(a, f - m) + jnp.sum(likelihood._log_prob(f, y)) - half_log_det
+
+
+# ------------------------------------------------------------------- the model
+class LaplaceGP(Module):
+    """A GP prior with a non-Gaussian likelihood, under the Laplace approximation.
+
+    ``LaplaceGP(kernel, likelihood, mean=Zero(), *, jitter=None)``
+
+    Attributes:
+        kernel: the covariance function ``k``.
+        likelihood: a log-concave :class:`~gpjax_lite.likelihoods.Likelihood`:
+            :class:`~gpjax_lite.likelihoods.Bernoulli`,
+            :class:`~gpjax_lite.likelihoods.Poisson` or
+            :class:`~gpjax_lite.likelihoods.Gaussian` (then the approximation
+            is exact and equals :class:`~gpjax_lite.GP`).
+        mean: the prior mean function (default :class:`~gpjax_lite.means.Zero`).
+        jitter: relative diagonal jitter for sampling the posterior covariance
+            only (``None``: the dtype default of
+            :func:`gpjax_lite.linalg.default_jitter`). The mode and the marginal
+            likelihood need none: ``B`` has eigenvalues ≥ 1.
+
+    Raises:
+        TypeError: if ``kernel`` is not a Kernel, ``mean`` not callable,
+            ``likelihood`` not a Likelihood, or a ``StudentT`` likelihood (not
+            log-concave: ``W`` can be negative and Newton's method can fail;
+            use :class:`gpjax_lite.sparse.SVGP`).
+    """
+
+    kernel: Kernel
+    likelihood: Likelihood
+    mean: eqx.Module = eqx.field(default_factory=Zero)
+    jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
+
+    def __check_init__(self):
+        check_kernel_and_mean(self.kernel, self.mean)
+        if not isinstance(self.likelihood, Likelihood):
+            raise TypeError(
+                "`likelihood` must be a gpjax_lite.likelihoods.Likelihood (e.g. "
+                f"`likelihoods.Bernoulli()`), got {type(self.likelihood).__name__}."
+            )
+        if isinstance(self.likelihood, StudentT):
+            raise TypeError(
+                "`likelihood` StudentT is not log-concave, so the Laplace approximation's W can "
+                "be negative: LaplaceGP supports Bernoulli, Poisson and Gaussian. Use "
+                "gpjax_lite.sparse.SVGP(..., likelihood=StudentT()) instead."
+            )
+
+    # ------------------------------------------------------------------ checks
+    def _inputs(self, X, name: str = "X") -> Float[Array, "n d"]:
+        check_hyperparameters(self)
+        X = as_inputs(name, X)
+        self.kernel.check_input_dim(X.shape[1])
+        return X
+
+    def _data(self, X, y):
+        """Validated ``X`` ``(n, d)`` and ``y`` ``(n,)`` in the likelihood's support."""
+        X = self._inputs(X)
+        return X, self.likelihood.check_targets(as_targets("y", y, X.shape[0]))
+
+    # ------------------------------------------------------------------- prior
+    def prior(self, X) -> MultivariateNormal:
+        """The prior of the latent function at ``X``: ``N(m(X), k(X, X))``, ``n`` values."""
+        X = self._inputs(X)
+        return MultivariateNormal(evaluate_mean(self.mean, X), self.kernel.gram(X),
+                                  jitter=self.jitter)
+
+    def sample(self, key: PRNGKeyArray, X, num_samples: int = 1) -> Float[Array, "s n"]:
+        """Joint prior draws of the latent function at ``X``, ``(num_samples, n)``."""
+        check_key(key)
+        return self.prior(X).sample(key, num_samples)
+
+    # ---------------------------------------------------- marginal likelihood
+    def log_marginal_likelihood(self, X, y) -> Float[Array, ""]:
+        """The Laplace approximation ``log q(y | X)`` (nats), with its exact gradient.
+
+        ``-½ (f̂-m)ᵀK⁻¹(f̂-m) + Σ log p(y_i | f̂_i) - ½ log|I + W^½ K W^½|``
+        at the mode ``f̂`` (R&W 2006, eq. 3.32 and Algorithm 3.1); its gradient
+        includes the mode's dependence on the hyperparameters (R&W Algorithm
+        5.1, here by implicit differentiation; see the module docs).
+
+        Args:
+            X: inputs ``(n,)`` or ``(n, d)``.
+            y: observations ``(n,)`` in the likelihood's support.
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``X``/``y``, or ``y``
+                outside the likelihood's support.
+            CholeskyError: (eager code only) if the result is not finite (a
+                kernel matrix holding NaN/inf).
+        """
+        X, y = self._data(X, y)
+        value = _log_marginal_likelihood(self, X, y)
+        raise_if_not_finite(value, "I + W^½ K W^½ (the Laplace approximation)")
+        return value
+
+    # ---------------------------------------------------------------- posterior
+    def condition(self, X, y) -> LaplacePosterior:
+        """The Laplace posterior ``N(f̂, (K⁻¹ + W)⁻¹)`` given ``y`` at ``X``.
+
+        Args:
+            X: training inputs ``(n,)`` or ``(n, d)``.
+            y: observations ``(n,)`` in the likelihood's support.
+
+        Returns:
+            A :class:`LaplacePosterior` holding the mode, ``∇log p(y | f̂)``,
+            ``W^½`` and the factor of ``B``.
+
+        Raises:
+            ValueError: as for :meth:`log_marginal_likelihood`.
+            CholeskyError: (eager code only) if the factorisation is not finite.
+        """
+        X, y = self._data(X, y)
+        posterior = _condition(self, X, y)
+        raise_if_not_finite(posterior.cholesky_factor, "I + W^½ K W^½ (the Laplace approximation)")
+        return posterior
+
+
+# Compiled cores: the public methods check their inputs eagerly, then call these
+# (one compilation per model structure and data shape, not one per call).
+@eqx.filter_jit
+def _log_marginal_likelihood(model, X, y):
+    K, m = model.kernel.gram(X), evaluate_mean(model.mean, X)
+    return _laplace_log_marginal_likelihood(K, m, y, model.likelihood)
+
+
+@eqx.filter_jit
+def _condition(model, X, y):
+    K, m = model.kernel.gram(X), evaluate_mean(model.mean, X)
+    f, a = _mode(K, m, y, model.likelihood)
+    _, sqrt_W, L = _newton_pieces(K, m, y, model.likelihood, f)
+    return LaplacePosterior(model=model, X=X, mode=f, gradient=a, sqrt_W=sqrt_W,
+                            cholesky_factor=L)
+
+
+class LaplacePosterior(AbstractPosterior):
+    """The Laplace posterior of a :class:`LaplaceGP` (R&W 2006, Algorithm 3.2).
+
+    ``predict`` (latent), ``sample`` and ``__call__`` come from
+    :class:`~gpjax_lite.posterior.AbstractPosterior`; :meth:`predict_y` gives
+    the moments of new observations.
+
+    Attributes:
+        model: the conditioned :class:`LaplaceGP`.
+        X: training inputs ``(n, d)``.
+        mode: the posterior mode ``f̂`` at ``X``, ``(n,)``.
+        gradient: ``∇ log p(y | f̂) = K⁻¹(f̂ - m)``, ``(n,)``.
+        sqrt_W: ``W^½``, ``(n,)``.
+        cholesky_factor: lower ``L`` with ``L Lᵀ = I + W^½ K W^½``, ``(n, n)``.
+    """
+
+    model: LaplaceGP
+    X: Float[Array, "n d"]
+    mode: Float[Array, " n"]
+    gradient: Float[Array, " n"]
+    sqrt_W: Float[Array, " n"]
+    cholesky_factor: Float[Array, "n n"]
+
+    def _check_test_inputs(self, Xt):
+        check_hyperparameters(self.model)
+        Xt = as_inputs("Xt", Xt)
+        if Xt.shape[1] != self.X.shape[1]:
+            raise ValueError(
+                f"`Xt` must have d = {self.X.shape[1]} columns like the training inputs, "
+                f"got shape {Xt.shape}."
+            )
+        return Xt
+
+    def _projection(self, Xt):
+        """``K* = k(X, X*)`` ``(n, m)`` and ``V = L⁻¹ W^½ K*`` ``(n, m)``."""
+        Ks = self.model.kernel.cross(self.X, Xt)
+        return Ks, solve_lower(self.cholesky_factor, self.sqrt_W[:, None] * Ks)
+
+    def _latent_moments(self, Xt):
+        Ks, V = self._projection(Xt)
+        mean = evaluate_mean(self.model.mean, Xt) + Ks.T @ self.gradient
+        return mean, self.model.kernel.diag(Xt) - jnp.sum(V**2, axis=0)
+
+    def _latent_distribution(self, Xt):
+        Ks, V = self._projection(Xt)
+        mean = evaluate_mean(self.model.mean, Xt) + Ks.T @ self.gradient
+        prior_cov = self.model.kernel.gram(Xt)
+        return MultivariateNormal(
+            mean,
+            prior_cov - V.T @ V,
+            jitter=self.model.jitter,
+            # Round-off in the posterior covariance is relative to the prior's scale.
+            jitter_scale=jnp.mean(jnp.diagonal(prior_cov)),
+        )
+
+    def _observation_noise(self):
+        return self.model.likelihood._observation_noise()
+
+    def predict_y(self, Xt):
+        """Moments of a new observation ``y*`` at ``Xt``: ``likelihood.predict`` of the latent ones.
+
+        Args:
+            Xt: test inputs ``(m,)`` or ``(m, d)``.
+
+        Returns:
+            ``(mean_y, variance_y)``, each ``(m,)`` (for ``Bernoulli``,
+            ``P(y* = 1)`` and ``P(1 - P)``; for ``Poisson``, the rate's mean and
+            the count's variance).
+
+        Raises:
+            ValueError: for mis-shaped or non-finite ``Xt``.
+        """
+        mean, variance = self.predict(Xt)
+        return self.model.likelihood.predict(mean, variance)
