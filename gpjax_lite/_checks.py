@@ -217,3 +217,29 @@ def as_real_array(name: str, value) -> jax.Array:
     if not jnp.issubdtype(dtype, jnp.floating):
         array = array.astype(jnp.result_type(float))
     return array
+
+
+def model_inputs(model, X, name: str = "X") -> jax.Array:
+    """The checks every model entry point runs on its inputs, in order, before any compiled work:
+
+    the model's hyperparameters (values set around the constructor included,
+    see :func:`gpjax_lite.parameters.check_hyperparameters`), then ``X`` as an
+    ``(n, d)`` array (:func:`as_inputs`), then ``d`` against the kernel.
+    """
+    from .parameters import check_hyperparameters  # here: parameters imports this module
+
+    check_hyperparameters(model)
+    X = as_inputs(name, X)
+    model.kernel.check_input_dim(X.shape[1])
+    return X
+
+
+def as_test_inputs(model, Xt, num_columns: int) -> jax.Array:
+    """Test inputs ``Xt`` for a posterior of ``model`` trained on ``num_columns`` columns."""
+    Xt = model_inputs(model, Xt, "Xt")
+    if Xt.shape[1] != num_columns:
+        raise ValueError(
+            f"`Xt` must have d = {num_columns} columns like the training inputs, "
+            f"got shape {Xt.shape}."
+        )
+    return Xt

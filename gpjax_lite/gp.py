@@ -37,17 +37,19 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, UInt32
 from ._checks import (
     as_inputs,
     as_targets,
-    check_key,
-    check_kernel_and_mean,
+    as_test_inputs,
     check_jitter,
+    check_kernel_and_mean,
+    check_key,
     evaluate_mean,
+    model_inputs,
 )
 from ._module import Module
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .linalg import raise_if_not_finite
 from .means import Zero
-from .parameters import check_hyperparameters, positive_field
+from .parameters import positive_field
 from .posterior import AbstractPosterior
 from .solvers import Cholesky, Solver, SolverState
 
@@ -96,11 +98,7 @@ class GP(Module):
 
     # ------------------------------------------------------------------ helpers
     def _inputs(self, X, name: str = "X") -> Float[Array, "n d"]:
-        # Values set around the constructor (equinox.tree_at, deserialisation)
-        # are checked here, on every entry point, before any compiled work.
-        check_hyperparameters(self)
-        X = as_inputs(name, X)
-        self.kernel.check_input_dim(X.shape[1])
+        X = model_inputs(self, X, name)
         self.solver.check_inputs(self.kernel, X, name)
         return X
 
@@ -305,13 +303,7 @@ class Posterior(AbstractPosterior):
         return self.state.is_valid()
 
     def _check_test_inputs(self, Xt):
-        check_hyperparameters(self.model)
-        Xt = as_inputs("Xt", Xt)
-        if Xt.shape[1] != self.X.shape[1]:
-            raise ValueError(
-                f"`Xt` must have d = {self.X.shape[1]} columns like the training inputs, "
-                f"got shape {Xt.shape}."
-            )
+        Xt = as_test_inputs(self.model, Xt, self.X.shape[1])
         self.model.solver.check_inputs(self.model.kernel, Xt, "Xt")
         return Xt
 

@@ -58,11 +58,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import (
-    as_inputs,
     as_targets,
+    as_test_inputs,
     check_kernel_and_mean,
     check_key,
     evaluate_mean,
+    model_inputs,
 )
 from ._module import Module
 from .distributions import MultivariateNormal
@@ -70,7 +71,6 @@ from .kernels.base import Kernel
 from .likelihoods import Likelihood, StudentT
 from .linalg import cho_solve, gaussian_log_density, raise_if_not_finite, solve_lower
 from .means import Zero
-from .parameters import check_hyperparameters
 from .posterior import AbstractPosterior
 
 __all__ = ["MAX_HALVINGS", "MAX_NEWTON_STEPS", "LaplaceGP", "LaplacePosterior", "posterior_mode"]
@@ -277,10 +277,7 @@ class LaplaceGP(Module):
 
     # ------------------------------------------------------------------ checks
     def _inputs(self, X, name: str = "X") -> Float[Array, "n d"]:
-        check_hyperparameters(self)
-        X = as_inputs(name, X)
-        self.kernel.check_input_dim(X.shape[1])
-        return X
+        return model_inputs(self, X, name)
 
     def _data(self, X, y):
         """Validated ``X`` ``(n, d)`` and ``y`` ``(n,)`` in the likelihood's support."""
@@ -386,14 +383,7 @@ class LaplacePosterior(AbstractPosterior):
     cholesky_factor: Float[Array, "n n"]
 
     def _check_test_inputs(self, Xt):
-        check_hyperparameters(self.model)
-        Xt = as_inputs("Xt", Xt)
-        if Xt.shape[1] != self.X.shape[1]:
-            raise ValueError(
-                f"`Xt` must have d = {self.X.shape[1]} columns like the training inputs, "
-                f"got shape {Xt.shape}."
-            )
-        return Xt
+        return as_test_inputs(self.model, Xt, self.X.shape[1])
 
     def _projection(self, Xt):
         """``K* = k(X, X*)`` ``(n, m)`` and ``V = L⁻¹ W^½ K*`` ``(n, m)``."""
