@@ -166,7 +166,9 @@ def case_gram(cfg: Config, rec: Recorder, floors, peers):
                     floors.gemm_gflops() * 1e9
                 )
                 entries = [
-                    (OURS, lambda: ours.gram(name, X, h, "fast"), {"path": ours.gram_paths(name, d)}),
+                    # The path for the run's dtype (float32 and float64 can take different ones).
+                    (OURS, lambda: ours.gram(name, X, h, "fast"),
+                     {"path": ours.gram_paths(name, d, X.dtype)}),
                     (OURS + "[vmap]", lambda: ours.gram(name, X, h, "vmap"), {}),
                 ]
                 for peer in peers:

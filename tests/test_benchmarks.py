@@ -158,6 +158,31 @@ def test_smoke_run_sparse_cases(tmp_path):
     assert "| float64 | SGPR |" in table
 
 
+def test_gram_case_reports_the_path_of_its_dtype():
+    """A float32 run reports the float32 path (Periodic: "columns"; float64 takes "features")."""
+    import numpy as np
+
+    from benchmarks import ours
+    from benchmarks.cases import Config, Recorder, case_gram
+
+    class Floors:
+        def copy_gbps(self):
+            return 1.0
+
+        def gemm_gflops(self):
+            return 1.0
+
+    assert ours.gram_paths("periodic", 1, np.float64) == "features"
+    assert ours.gram_paths("periodic", 1, np.float32) == "columns"
+    rec = Recorder("float32", verbose=False)
+    cfg = Config(dtype="float32", gram_kernels=("periodic", "sum3"), gram_n=(8,), gram_d=(1,),
+                 repeats=1, budget_s=0.01)
+    case_gram(cfg, rec, Floors(), [])
+    paths = {r["params"]["kernel"]: r["path"] for r in rec.rows if r["impl"] == OURS}
+    assert paths == {k: ours.gram_paths(k, 1, np.float32) for k in ("periodic", "sum3")}
+    assert paths["periodic"] == "columns" and paths["sum3"].endswith("+columns")
+
+
 def test_case_groups_and_aliases_expand():
     from benchmarks.cases import CASES, DEFAULT_CASES
     from benchmarks.runner import parse_args, select_cases
