@@ -65,6 +65,14 @@ class Config:
     sgpr_n_test: int = 5_000
     exact_fit_n: int = 2_000  # the exact GP fits its hyperparameters on this many points
     exact_max_n: int = 5_000  # and is conditioned on all n only up to this size
+    # LaplaceGP against scikit-learn's classifier (case laplace, benchmarks/laplace.py).
+    laplace_n: tuple = (500, 1000, 2000)
+    laplace_fit: bool = True
+    # Peak memory of Posterior.predict (case predict_memory, benchmarks/predict_memory.py).
+    predict_memory_n: int = 1000
+    predict_memory_m: tuple = (100_000, 1_000_000)
+    predict_memory_baseline_m: int = 16  # the baseline is read after predicting at this m
+    predict_memory_timeout_s: float = 1800.0
     on_accelerator: bool = False
 
 
@@ -426,6 +434,21 @@ def case_sgpr(cfg: Config, rec: Recorder, floors, peers):
     sparse_cases.case_sgpr(cfg, rec, floors, peers)
 
 
+# ============================================================================ laplace, memory
+def case_laplace(cfg: Config, rec: Recorder, floors, peers):
+    """LaplaceGP against scikit-learn's GaussianProcessClassifier (see :mod:`.laplace`)."""
+    from . import laplace
+
+    laplace.case_laplace(cfg, rec, floors, peers)
+
+
+def case_predict_memory(cfg: Config, rec: Recorder, floors, peers):
+    """Peak memory of ``Posterior.predict`` at many test points (see :mod:`.predict_memory`)."""
+    from . import predict_memory
+
+    predict_memory.case_predict_memory(cfg, rec, floors, peers)
+
+
 CASES = {
     "gram": case_gram,
     "mll": case_mll,
@@ -435,6 +458,8 @@ CASES = {
     "compile": case_compile,
     "svgp": case_svgp,
     "sgpr": case_sgpr,
+    "laplace": case_laplace,
+    "predict_memory": case_predict_memory,
 }
 #: What ``python -m benchmarks`` runs without ``--cases``: the exact-GP cases.
 DEFAULT_CASES = ("gram", "mll", "fit", "predict", "batched", "compile")

@@ -1,177 +1,133 @@
-"""LaplaceGP against scikit-learn's GaussianProcessClassifier (the same Laplace approximation).
+"""The ``laplace`` case: LaplaceGP against scikit-learn's GaussianProcessClassifier.
 
-Run from the repository root::
+Both compute the same Laplace approximation.
 
-    python -m benchmarks.laplace --quick        # n = 200, 500: about a minute on one core
-    python -m benchmarks.laplace                # n = 500, 1000, 2000 (the issue's grid)
-
-Self-contained (no other module of ``benchmarks/`` is imported): ``run(cfg)``
-returns a list of row dicts, ``main`` prints them as a Markdown table and
-writes ``--json`` if asked. To add it to the shared runner, call
-``benchmarks.laplace.run(benchmarks.laplace.Config(...))`` and keep its rows.
-
-What is measured (float64, one thread, binary labels from
+Run through the harness (``python -m benchmarks --cases laplace``); the sizes
+come from :class:`benchmarks.cases.Config` (``laplace_n``) and the mode
+(``--smoke``, ``--quick``, full: n = 500, 1000, 2000). Binary labels from
 ``sign(sin(2 x₀) + cos(x₁) + ε)`` on ``[-2, 2]²``; logit link; kernel
-``variance · RBF(lengthscale)``, sklearn's ``ConstantKernel * RBF``):
+``variance · RBF(lengthscale)``, scikit-learn's ``ConstantKernel * RBF``.
 
-* **lml + gradient**: ``jax.jit(jax.value_and_grad(lml))`` for gpjax_lite (the
-  first call includes tracing and compiling, reported as ``first_s``; then the
-  median of ``repeats`` calls), against sklearn's
-  ``log_marginal_likelihood(theta, eval_gradient=True)`` (median of ``repeats``);
-  both at the same ``θ``, and the two values' difference is reported as a check.
-* **fit**: sklearn's ``GaussianProcessClassifier(...).fit`` with its default
-  L-BFGS-B (no restarts) against ``gpjax_lite.fit`` (L-BFGS) from the same
-  starting point, wall time including compilation, and the log marginal
-  likelihood each reaches.
+* **lml + gradient** (rows ``laplace_lml_grad``): ``jax.jit(jax.value_and_grad(lml))``
+  for gpjax_lite (the first call, which traces and compiles, is ``first_call_s``;
+  then the median of the repeats), against scikit-learn's
+  ``log_marginal_likelihood(theta, eval_gradient=True)``
+  (:meth:`benchmarks.peers.SKLearn.laplace_lml_grad`); both at the same ``θ``
+  (:data:`START`), and the two values' difference is reported as a check
+  (``lml_abs_diff`` on the scikit-learn row).
+* **fit** (rows ``laplace_fit``): ``gpjax_lite.fit`` (L-BFGS) against
+  scikit-learn's ``GaussianProcessClassifier(...).fit`` with its default
+  L-BFGS-B (no restarts), from the same starting point; wall time including
+  compilation, and the log marginal likelihood each reaches (``final_lml``).
+
+scikit-learn computes in float64 whatever the run's dtype; in a float32 run it
+gets the same float32-rounded inputs. Without scikit-learn (or with
+``--peers`` leaving it out) only gpjax_lite's rows are recorded. Ratios to
+gpjax_lite (``ratio_to_ours``) are filled in by
+:func:`benchmarks.cases.add_ratios`; the table is written by
+:func:`benchmarks.report.laplace_markdown`.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import os
-import statistics
-import time
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import gc
+import traceback
 
 import jax
-
-jax.config.update("jax_enable_x64", True)
-
 import numpy as np
 
 import gpjax_lite as gl
 from gpjax_lite import kernels, likelihoods
 
+from .cases import OURS, Config, Recorder, once, short_error
+from .timing import measure
+
 START = (1.0, 1.0)  # (variance, lengthscale) where both fits start and the lml is timed
+SEED = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    sizes: tuple[int, ...] = (500, 1000, 2000)
-    repeats: int = 5
-    fit: bool = True
-    seed: int = 0
-
-
-def make_data(n: int, seed: int):
+def make_data(n: int, seed: int, dtype="float64"):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-2.0, 2.0, (n, 2))
-    y = (np.sin(2.0 * X[:, 0]) + np.cos(X[:, 1]) + 0.5 * rng.standard_normal(n) > 0.5)
-    return X, y.astype(np.float64)
+    y = np.sin(2.0 * X[:, 0]) + np.cos(X[:, 1]) + 0.5 * rng.standard_normal(n) > 0.5
+    return X.astype(dtype), y.astype(dtype)
 
 
-def _block(tree):
-    for leaf in jax.tree_util.tree_leaves(tree):
-        if hasattr(leaf, "block_until_ready"):
-            leaf.block_until_ready()
-    return tree
+def model(variance, lengthscale):
+    return gl.LaplaceGP(
+        kernels.RBF(variance=variance, lengthscale=lengthscale), likelihoods.Bernoulli("logit")
+    )
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    out = _block(fn())
-    return time.perf_counter() - start, out
-
-
-def _median_time(fn, repeats: int) -> float:
-    return statistics.median(_timed(fn)[0] for _ in range(repeats))
-
-
-def _model(variance, lengthscale):
-    return gl.LaplaceGP(kernels.RBF(variance=variance, lengthscale=lengthscale),
-                        likelihoods.Bernoulli("logit"))
-
-
-def _sklearn_gpc(optimizer):
-    from sklearn.gaussian_process import GaussianProcessClassifier
-    from sklearn.gaussian_process.kernels import RBF, ConstantKernel
-
-    kernel = ConstantKernel(START[0], (1e-5, 1e5)) * RBF(START[1], (1e-5, 1e5))
-    return GaussianProcessClassifier(kernel, optimizer=optimizer)
-
-
-def bench_lml(n: int, cfg: Config) -> dict:
-    X, y = make_data(n, cfg.seed)
+def lml_grad(X, y):
+    """A zero-argument callable: gpjax_lite's lml and its gradient at :data:`START`."""
     value_and_grad = jax.jit(jax.value_and_grad(lambda m: m.log_marginal_likelihood(X, y)))
-    model = _model(*START)
-    first_s, (ours, _) = _timed(lambda: value_and_grad(model))
-    ours_s = _median_time(lambda: value_and_grad(model), cfg.repeats)
+    start = model(*START)
+    return lambda: value_and_grad(start)
 
-    gpc = _sklearn_gpc(None).fit(X, y)
-    theta = np.log(START)
-    theirs, _ = gpc.log_marginal_likelihood(theta, eval_gradient=True)
-    sklearn_s = _median_time(lambda: gpc.log_marginal_likelihood(theta, eval_gradient=True),
-                             cfg.repeats)
+
+def fit(X, y):
+    """A zero-argument callable: ``gpjax_lite.fit`` (default L-BFGS) from :data:`START`."""
+    return lambda: gl.fit(model(*START), X, y)
+
+
+def _judge_ours(result) -> dict:
+    k = result.model.kernel
     return {
-        "case": "lml+grad", "n": n, "ours_first_s": first_s, "ours_s": ours_s,
-        "sklearn_s": sklearn_s, "speedup": sklearn_s / ours_s,
-        "speedup_with_compile": sklearn_s / first_s,
-        "lml_abs_diff": abs(float(ours) - float(theirs)),
-    }
-
-
-def bench_fit(n: int, cfg: Config) -> dict:
-    X, y = make_data(n, cfg.seed)
-    sklearn_s, gpc = _timed(lambda: _sklearn_gpc("fmin_l_bfgs_b").fit(X, y))
-    sklearn_lml = float(gpc.log_marginal_likelihood_value_)
-    ours_s, result = _timed(lambda: gl.fit(_model(*START), X, y))
-    ours_lml = -float(result.final_loss)
-    return {
-        "case": "fit", "n": n, "ours_first_s": ours_s, "ours_s": ours_s, "sklearn_s": sklearn_s,
-        "speedup": sklearn_s / ours_s, "speedup_with_compile": sklearn_s / ours_s,
-        "lml_ours": ours_lml, "lml_sklearn": sklearn_lml,
+        "final_lml": -float(result.final_loss),
         "steps": int(result.steps_taken),
+        "hypers": {"variance": float(k.variance), "lengthscale": float(k.lengthscale)},
     }
 
 
-def run(cfg: Config = Config()) -> list[dict]:
-    """Every measurement of the module, one dict per (case, n)."""
-    rows = [bench_lml(n, cfg) for n in cfg.sizes]
-    if cfg.fit:
-        rows += [bench_fit(n, cfg) for n in cfg.sizes]
-    return rows
+def _judge_sklearn(gpc) -> dict:
+    variance, lengthscale = np.exp(gpc.kernel_.theta)
+    return {
+        "final_lml": float(gpc.log_marginal_likelihood_value_),
+        "hypers": {"variance": float(variance), "lengthscale": float(lengthscale)},
+    }
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = [
-        (
-            "| case | n | gpjax_lite first call (s) | gpjax_lite (s) | sklearn (s) | speed-up "
-            "| speed-up incl. compile | check |"
-        ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in rows:
-        if r["case"] == "fit":
-            check = f"lml {r['lml_ours']:.6f} vs sklearn {r['lml_sklearn']:.6f}"
-        else:
-            check = f"|Δ lml| = {r['lml_abs_diff']:.1e}"
-        lines.append(
-            f"| {r['case']} | {r['n']} | {r['ours_first_s']:.3f} | {r['ours_s']:.4f} | "
-            f"{r['sklearn_s']:.4f} | {r['speedup']:.2f}× | {r['speedup_with_compile']:.2f}× | "
-            f"{check} |"
+def case_laplace(cfg: Config, rec: Recorder, floors, peers):
+    """lml + gradient and fits at each ``n`` in ``cfg.laplace_n``, gpjax_lite and scikit-learn."""
+    sk = next((p for p in peers if p.name == "sklearn"), None)
+    for n in cfg.laplace_n:
+        X, y = make_data(n, SEED, dtype=cfg.dtype)
+        # scikit-learn works in float64: it gets the very values ours sees.
+        X64, y64 = X.astype(np.float64), y.astype(np.float64)
+        params = {"n": n}
+        ours_row = _lml_row(cfg, rec, params, OURS, lambda: lml_grad(X, y))
+        if sk is not None:
+            row = _lml_row(cfg, rec, params, sk.name, lambda: sk.laplace_lml_grad(X64, y64, START))
+            if row["status"] == "ok" and ours_row["status"] == "ok":
+                row["lml_abs_diff"] = abs(row["lml"] - ours_row["lml"])
+        if not cfg.laplace_fit:
+            continue
+        once(rec, "laplace_fit", params, OURS, lambda: fit(X, y), _judge_ours)
+        if sk is not None:
+            once(
+                rec,
+                "laplace_fit",
+                params,
+                sk.name,
+                lambda: sk.laplace_fit(X64, y64, START),
+                _judge_sklearn,
+            )
+
+
+def _lml_row(cfg: Config, rec: Recorder, params, impl, build):
+    """Time one ``lml + gradient`` callable; the row keeps its value at :data:`START` (``lml``)."""
+    try:
+        fn = build()
+        m = measure(
+            fn, repeats=cfg.repeats, budget_s=cfg.budget_s, single_above_s=cfg.single_above_s
         )
-    return "\n".join(lines)
-
-
-def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="n = 200, 500 and 3 repeats")
-    parser.add_argument("--no-fit", action="store_true", help="skip the fits")
-    parser.add_argument("--json", help="write the rows to this JSON file")
-    args = parser.parse_args(argv)
-    cfg = Config(sizes=(200, 500), repeats=3) if args.quick else Config()
-    cfg = dataclasses.replace(cfg, fit=not args.no_fit)
-    rows = run(cfg)
-    print(markdown(rows))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
-    return rows
-
-
-if __name__ == "__main__":
-    main()
+        value = float(fn()[0])
+    except Exception as exc:  # noqa: BLE001 - a failure is a row, never a crash
+        traceback.print_exc(limit=2)
+        return rec.add("laplace_lml_grad", params, impl, status="error", note=short_error(exc))
+    finally:
+        gc.collect()
+    return rec.add(
+        "laplace_lml_grad", params, impl, lml=value, theta=list(np.log(START)), **m.as_dict()
+    )

@@ -431,6 +431,25 @@ class SKLearn(Peer):
 
         return run
 
+    # The laplace case (benchmarks/laplace.py): GaussianProcessClassifier, the same Laplace approximation.
+    @staticmethod
+    def _classifier(start, optimizer):
+        from sklearn.gaussian_process import GaussianProcessClassifier
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel
+
+        kernel = ConstantKernel(start[0], (1e-5, 1e5)) * RBF(start[1], (1e-5, 1e5))
+        return GaussianProcessClassifier(kernel, optimizer=optimizer)
+
+    def laplace_lml_grad(self, X, y, start):
+        """Its log marginal likelihood and gradient at ``θ = log(start)`` (variance, lengthscale)."""
+        gpc = self._classifier(start, None).fit(X, y)
+        theta = np.log(start)
+        return lambda: gpc.log_marginal_likelihood(theta, eval_gradient=True)
+
+    def laplace_fit(self, X, y, start):
+        """Its default fit (L-BFGS-B, no restarts) from ``start``; returns the fitted classifier."""
+        return lambda: self._classifier(start, "fmin_l_bfgs_b").fit(X, y)
+
 
 # ========================================================================== GPyTorch
 class GPyTorch(Peer):

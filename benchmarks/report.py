@@ -304,6 +304,8 @@ def markdown(results: dict) -> str:
                              + _without_prefix(r["note"], r["status"] + ":") for r in skipped]
         lines.append("")
     lines += sparse_markdown(rows)
+    lines += laplace_markdown(rows)
+    lines += predict_memory_markdown(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -402,6 +404,121 @@ def sparse_markdown(rows: list[dict]) -> list[str]:
     return lines
 
 
+# -------------------------------------------------------------------- laplace table
+LAPLACE_NOTE = (
+    "Binary labels, logit link, `variance · RBF(lengthscale)`; the same Laplace approximation. "
+    "lml + gradient at (variance, lengthscale) = (1, 1): gpjax_lite's jitted `value_and_grad` "
+    "(median after the first, compiling call) against scikit-learn's "
+    "`log_marginal_likelihood(theta, eval_gradient=True)`; check: the two values' difference. "
+    "Fit: `gpjax_lite.fit` (L-BFGS) against scikit-learn's L-BFGS-B (no restarts) from the same "
+    "start, one call each, compilation included; check: the lml each reaches. "
+    "scikit-learn computes in float64 in every row."
+)
+
+
+def _laplace_check(case, ours, sk) -> str:
+    if case == "laplace_lml_grad":
+        if sk is not None and sk.get("lml_abs_diff") is not None:
+            return f"\\|Δ lml\\| = {sk['lml_abs_diff']:.1e}"  # escaped: a cell of a table
+        return "—"
+    if ours is None:
+        return "—"
+    if sk is None:
+        return f"lml {ours['final_lml']:.6f}"
+    return f"lml {ours['final_lml']:.6f} vs sklearn {sk['final_lml']:.6f}"
+
+
+def laplace_markdown(rows: list[dict]) -> list[str]:
+    """The table of the ``laplace`` case (see :mod:`benchmarks.laplace`)."""
+    rows = [r for r in rows if r["case"] in ("laplace_lml_grad", "laplace_fit")]
+    if not rows:
+        return []
+    lines = [
+        "## 9. LaplaceGP against scikit-learn's GaussianProcessClassifier", "", LAPLACE_NOTE, "",
+        "| dtype | what | n | gpjax_lite first call | gpjax_lite | sklearn | sklearn / ours "
+        "| sklearn / ours incl. compile | check |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["case"], r["dtype"], r["params"]["n"]), {})[r["impl"]] = r
+    what = {"laplace_lml_grad": "lml + gradient", "laplace_fit": "fit"}
+    notes = []
+    for (case, dtype, n), by_impl in groups.items():
+        ours, sk = by_impl.get(OURS), by_impl.get("sklearn")
+        ours_ok = ours if ours is not None and ours["status"] == "ok" else None
+        sk_ok = sk if sk is not None and sk["status"] == "ok" else None
+        cells = [dtype, what[case], f"{n:,}"]
+        if ours_ok:
+            cells += [_fmt_s(ours.get("first_call_s")), _fmt_s(ours["time_s"])]
+        else:
+            cells += [ours["status"] if ours else "missing", "—"]
+        if sk_ok:
+            with_compile = ratio(sk["time_s"], ours.get("first_call_s")) if ours_ok else None
+            cells += [_fmt_s(sk["time_s"]), _fmt_x(sk.get("ratio_to_ours")), _fmt_x(with_compile)]
+        else:
+            cells += [sk["status"] if sk else "—", "—", "—"]
+        cells.append(_laplace_check(case, ours_ok, sk_ok))
+        lines.append("| " + " | ".join(cells) + " |")
+        notes += [
+            f"- {r['impl']} ({what[case]}, n = {n}, {dtype}): {r['status']}: {r['note']}"
+            for r in by_impl.values()
+            if r["status"] != "ok" and r.get("note")
+        ]
+    return lines + ([""] + notes if notes else []) + [""]
+
+
+# ------------------------------------------------------------- predict-memory table
+GIB = 2.0**30
+
+
+def _listed(values) -> str:
+    return ", ".join(map(str, values)) or "—"
+
+
+def predict_memory_markdown(rows: list[dict]) -> list[str]:
+    """The table of the ``predict_memory`` case (see :mod:`benchmarks.predict_memory`)."""
+    rows = [r for r in rows if r["case"] == "predict_memory"]
+    if not rows:
+        return []
+    ok = [r for r in rows if r["status"] == "ok"]
+    chunk = sorted({r["chunk_size"] for r in ok if "chunk_size" in r})
+    base = sorted({r["baseline_m"] for r in ok if "baseline_m" in r})
+    sources = sorted({f"`{r['rss_source']}`" for r in ok if "rss_source" in r})
+    device = any(r.get("device_peak_bytes") is not None for r in ok)
+    note = (
+        "`GP(RBF(), noise).condition(X, y).predict(Xt)` in a fresh subprocess per row: the peak "
+        f"resident memory ({_listed(sources)}) after the call minus a baseline read in the same "
+        f"process after importing, making the inputs and predicting at m = {_listed(base)} (which "
+        f"compiles). Test points go through `predict` in blocks of {_listed(chunk)}; an unchunked "
+        "prediction holds several n × m arrays (K*, L⁻¹K*, its square) at once. Time: the measured "
+        "call, compilation for its shapes included."
+    )
+    extra = " device peak added (GiB) |" if device else ""
+    lines = [
+        "## 10. Peak memory of prediction (test points in blocks)", "", note, "",
+        "| dtype | n | m | peak memory added (GiB) | one n × m array (GiB) | peak / n × m array "
+        "| baseline (GiB) | time (s) |" + extra,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if device else ""),
+    ]
+    for r in rows:
+        p = r["params"]
+        cells = [r["dtype"], f"{p['n']:,}", f"{p['m']:,}"]
+        if r["status"] != "ok":
+            cells += [f"{r['status']}: {r.get('note', '')}"] + ["—"] * (5 if device else 4)
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        # Not timing.ratio: a peak of 0 bytes added is a result, not a missing value.
+        nm = r["nm_array_bytes"]
+        cells += [f"{r['peak_bytes'] / GIB:.3f}", f"{nm / GIB:.3f}", f"{r['peak_bytes'] / nm:.3f}",
+                  f"{r['baseline_rss_bytes'] / GIB:.3f}", f"{r['time_s']:.2f}"]
+        if device:
+            d = r.get("device_peak_bytes")
+            cells.append("—" if d is None else f"{d / GIB:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 # -------------------------------------------------------------------------- plots
 def plots(results: dict, out_dir: Path) -> list[str]:
     """One PNG per case: time against n (or m) for every implementation. Needs matplotlib."""
@@ -415,7 +532,8 @@ def plots(results: dict, out_dir: Path) -> list[str]:
     written = []
     rows = [r for r in results["rows"] if r["status"] == "ok" and isinstance(r.get("time_s"), float)]
     x_key = {"gram": "n", "mll_grad": "n", "fit": "n", "predict": "m", "batched_mll_grad": "n",
-             "batched_fit": "n", "compile": "terms", "svgp": "n"}
+             "batched_fit": "n", "compile": "terms", "svgp": "n",
+             "laplace_lml_grad": "n", "laplace_fit": "n"}
     for case, key in x_key.items():
         case_rows = [r for r in rows if r["case"] == case]
         if not case_rows:

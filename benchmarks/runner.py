@@ -15,7 +15,7 @@ from .cases import Config, Recorder
 
 MODES = {
     # The smallest sizes (n ≤ 64 for exact GPs; SVGP minibatches of 64 from 1000 points), one
-    # repeat: exercises every code path.
+    # repeat: exercises every code path (predict_memory: more test points than one block).
     "smoke": dict(
         gram_kernels=("rbf", "sum3"), gram_n=(64,), gram_d=(1, 8), mll_n=(64,), fit_n=(64,), fit_steps=5,
         ours_restarts=2, sklearn_restarts=1, predict_n=64, predict_m=(64, 256), batch_size=4, batch_n=16,
@@ -24,6 +24,7 @@ MODES = {
         svgp_n=(1000,), svgp_m=(8,), svgp_batch_size=64, svgp_timed_steps=((8, 5),),
         svgp_target_steps=((8, 5),), svgp_peer_n=(1000,), sgpr_n=(200,), sgpr_m=(16,), sgpr_steps=5,
         sgpr_n_test=100, exact_fit_n=100, exact_max_n=200,
+        laplace_n=(40,), predict_memory_n=200, predict_memory_m=(10_000,),
     ),
     # Every case at moderate sizes.
     "quick": dict(
@@ -32,7 +33,7 @@ MODES = {
         budget_s=1.5, fit_budget_s=60.0, predict_budget_s=20.0, single_above_s=10.0,
         svgp_m=(64, 256), svgp_batch_size=512, svgp_timed_steps=((64, 50), (256, 20)),
         svgp_target_steps=((64, 600),), sgpr_n=(2_000, 5_000), sgpr_m=(128,), sgpr_n_test=2_000,
-        exact_fit_n=1_000,
+        exact_fit_n=1_000, laplace_n=(200, 500), predict_memory_m=(100_000,),
     ),
     # The grid (n = 8000 Gram rows on accelerators only).
     "full": dict(),
@@ -98,7 +99,7 @@ def make_config(args, on_accelerator: bool) -> Config:
         cfg.svgp_target = args.svgp_target
     skip = {int(s) for s in args.skip_n.split(",") if s.strip()}
     if skip:
-        for field in ("gram_n", "mll_n", "fit_n", "svgp_n", "sgpr_n"):
+        for field in ("gram_n", "mll_n", "fit_n", "svgp_n", "sgpr_n", "laplace_n"):
             setattr(cfg, field, tuple(n for n in getattr(cfg, field) if n not in skip))
     return cfg
 

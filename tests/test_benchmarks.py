@@ -70,11 +70,11 @@ def test_add_ratios_within_groups():
 
 
 # ----------------------------------------------------------------- smoke run
-def _run_smoke(tmp_path, cases):
+def _run_smoke(tmp_path, cases, dtype="float64"):
     env = dict(os.environ)
     env.setdefault("JAX_PLATFORMS", "cpu")
     cmd = [sys.executable, "-m", "benchmarks", "--smoke", "--no-plots", "-q", "--peers", "sklearn",
-           "--cases", cases, "--out", str(tmp_path)]
+           "--cases", cases, "--dtype", dtype, "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -156,6 +156,111 @@ def test_smoke_run_sparse_cases(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert "## 7. SVGP: one Adam step" in table and "## 8. SGPR against the exact GP" in table
     assert "| float64 | SGPR |" in table
+
+
+@pytest.mark.slow
+def test_smoke_run_laplace_and_predict_memory(tmp_path):
+    """The `laplace` and `predict_memory` cases, both dtypes, through the harness and its tables."""
+    pytest.importorskip("sklearn")
+    results = _run_smoke(tmp_path, "laplace,predict_memory", dtype="float64,float32")
+    _check_results(results, {"laplace_lml_grad", "laplace_fit", "predict_memory"})
+    rows = {(r["case"], r["dtype"], r["impl"]): r for r in results["rows"]}
+    for dtype in ("float64", "float32"):
+        sk = rows["laplace_lml_grad", dtype, "sklearn"]
+        # The same approximation at the same θ: equal up to the run's precision.
+        assert sk["lml_abs_diff"] < (1e-9 if dtype == "float64" else 1e-3) * abs(sk["lml"])
+        ours_fit, sk_fit = (rows["laplace_fit", dtype, impl] for impl in (OURS, "sklearn"))
+        assert abs(ours_fit["final_lml"] - sk_fit["final_lml"]) < 1e-3 * abs(sk_fit["final_lml"])
+        mem = rows["predict_memory", dtype, OURS]
+        n, m = mem["params"]["n"], mem["params"]["m"]
+        assert m > mem["chunk_size"]  # the smoke size goes through more than one block
+        assert mem["nm_array_bytes"] == n * m * (8 if dtype == "float64" else 4)
+        assert 0 <= mem["peak_bytes"] == mem["peak_rss_bytes"] - mem["baseline_rss_bytes"]
+        assert mem["baseline_rss_bytes"] > 0
+    table = (tmp_path / "results.md").read_text()
+    assert "## 9. LaplaceGP against scikit-learn" in table and "| float32 | fit | 40 |" in table
+    assert "## 10. Peak memory of prediction" in table and "| float64 | 200 | 10,000 |" in table
+
+
+def test_peak_rss_counts_the_subprocess_own_memory():
+    """A subprocess touching 256 MiB raises its peak by about that, whatever its parent holds.
+
+    (``ru_maxrss`` fails this on Linux: it starts at the parent's resident size.)
+    """
+    import numpy as np
+
+    parent = np.ones(2**26)  # 512 MiB held here while the subprocess measures
+    code = ("import numpy as np; from benchmarks.predict_memory import peak_rss; "
+            "a, _ = peak_rss(); x = np.ones(2**25); b, _ = peak_rss(); print(b - a)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 0.8 * 2**28 < int(out.stdout) < 1.5 * 2**28
+    del parent
+
+
+def test_laplace_table():
+    from benchmarks.report import laplace_markdown
+
+    def row(case, impl, n, t, status="ok", **extra):
+        return {"case": case, "dtype": "float64", "params": {"n": n}, "impl": impl,
+                "status": status, "time_s": t, **extra}
+
+    lml, fit = "laplace_lml_grad", "laplace_fit"
+    rows = [
+        row(lml, OURS, 500, 0.002, first_call_s=1.0, lml=-300.0, ratio_to_ours=1.0),
+        row(lml, "sklearn", 500, 0.010, lml=-300.0, lml_abs_diff=2e-12, ratio_to_ours=5.0),
+        row(fit, OURS, 500, 4.0, first_call_s=4.0, final_lml=-250.5, ratio_to_ours=1.0),
+        row(fit, "sklearn", 500, 2.0, final_lml=-250.25, ratio_to_ours=0.5),
+        row(lml, OURS, 1000, 0.004, first_call_s=1.0, lml=-600.0, ratio_to_ours=1.0),
+        row(lml, "sklearn", 1000, None, status="error", note="MemoryError: no"),
+        row(fit, OURS, 2000, 9.0, first_call_s=9.0, final_lml=-900.0, ratio_to_ours=1.0),
+        row("mll_grad", OURS, 500, 1.0),
+    ]
+    table = "\n".join(laplace_markdown(rows))
+    assert table.startswith("## 9. LaplaceGP against scikit-learn's GaussianProcessClassifier")
+    assert ("| float64 | lml + gradient | 500 | 1.00 s | 2.0 ms | 10.0 ms | 5.00× | 0.01× "
+            "| \\|Δ lml\\| = 2.0e-12 |") in table
+    assert ("| float64 | fit | 500 | 4.00 s | 4.00 s | 2.00 s | 0.50× | 0.50× "
+            "| lml -250.500000 vs sklearn -250.250000 |") in table
+    assert "| float64 | lml + gradient | 1,000 | 1.00 s | 4.0 ms | error | — | — | — |" in table
+    # No scikit-learn row at all (not installed, or left out by --peers).
+    assert "| float64 | fit | 2,000 | 9.00 s | 9.00 s | — | — | — | lml -900.000000 |" in table
+    assert "- sklearn (lml + gradient, n = 1000, float64): error: MemoryError: no" in table
+    assert sum(line.startswith("| float64 |") for line in table.splitlines()) == 4  # no mll_grad
+    assert laplace_markdown(rows[-1:]) == []
+
+
+def test_predict_memory_table():
+    from benchmarks.report import predict_memory_markdown
+
+    gib = 2**30
+
+    def row(dtype, m, status="ok", **extra):
+        return {"case": "predict_memory", "dtype": dtype, "params": {"n": 1000, "m": m},
+                "impl": OURS, "status": status, **extra}
+
+    measured = {"chunk_size": 4096, "baseline_m": 16, "baseline_rss_bytes": gib // 2}
+    rows = [
+        row("float64", 1_000_000, time_s=30.0, peak_bytes=gib // 8, nm_array_bytes=8 * 10**9,
+            device_peak_bytes=None, rss_source="VmHWM", **measured),
+        row("float64", 100_000, time_s=3.0, peak_bytes=0, nm_array_bytes=8 * 10**8, **measured),
+        row("float32", 1_000_000, status="error", note="RuntimeError: subprocess exited with -9"),
+    ]
+    table = "\n".join(predict_memory_markdown(rows))
+    assert table.startswith("## 10. Peak memory of prediction")
+    assert "blocks of 4096" in table and "m = 16" in table and "(`VmHWM`)" in table
+    assert "| float64 | 1,000 | 1,000,000 | 0.125 | 7.451 | 0.017 | 0.500 | 30.00 |" in table
+    # A peak of 0 bytes added is a result, shown as such.
+    assert "| float64 | 1,000 | 100,000 | 0.000 | 0.745 | 0.000 | 0.500 | 3.00 |" in table
+    assert ("| float32 | 1,000 | 1,000,000 | error: RuntimeError: subprocess exited with -9 "
+            "| — | — | — | — |") in table
+    assert "device peak" not in table  # no row measured one (a CPU run)
+    rows[0]["device_peak_bytes"] = gib
+    table = "\n".join(predict_memory_markdown(rows))
+    assert "device peak added (GiB) |" in table
+    assert "| 30.00 | 1.000 |" in table and "| 3.00 | — |" in table
+    assert predict_memory_markdown([{**rows[0], "case": "predict"}]) == []
 
 
 def test_gram_case_reports_the_path_of_its_dtype():
