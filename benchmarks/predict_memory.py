@@ -22,7 +22,8 @@ thread settings the harness chose), which
 The row's ``peak_bytes`` is the difference: what the prediction added at its
 peak. It is shown next to the size of one ``n × m`` array of the run's dtype.
 On an accelerator the device allocator's peak (``memory_stats()``) is recorded
-as well, the same way (``device_peak_bytes``). ``time_s`` is the wall time of
+as well, the same way (``device_peak_bytes``; the subprocess runs with
+``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless it is set). ``time_s`` is the wall time of
 the measured call, compilation for the new shapes included.
 """
 
@@ -124,6 +125,9 @@ def run_subprocess(n: int, m: int, dtype: str, baseline_m: int, timeout_s: float
     args = json.dumps({"n": n, "m": m, "dtype": dtype, "baseline_m": baseline_m})
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # On a GPU the harness already holds JAX's preallocated pool (75 % of the device by
+    # default): a second one would not fit, so the subprocess allocates as it goes.
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     code = "import sys; from benchmarks.predict_memory import _child; _child(sys.argv[1:])"
     proc = subprocess.run(
         [sys.executable, "-c", code, args],
