@@ -289,3 +289,34 @@ def test_sgpr_checks_values_set_around_the_constructor():
         eqx.tree_at(lambda m: m.noise, SGPR, -1.0).elbo(X, Y)
     with pytest.raises(ValueError, match="`noise`"):
         sparse.SGPR(kernels.RBF(), Z, noise=-1.0)
+
+
+# ------------------------------------------------------------ dtype is preserved
+def _float32_models():
+    from gpjax_lite import likelihoods
+
+    Z32 = Z.astype(jnp.float32)
+    return [
+        ("GP", gl.GP(kernels.Periodic() + kernels.Matern32(), noise=0.1)),
+        ("SGPR", sparse.SGPR(kernels.RBF(), Z32, noise=0.1)),
+        ("SVGP", sparse.SVGP(kernels.RBF(), Z32, noise=0.1)),
+        ("LaplaceGP", gl.LaplaceGP(kernels.RBF(), likelihoods.Bernoulli())),
+    ]
+
+
+@pytest.mark.parametrize("label,model", _float32_models(), ids=[m[0] for m in _float32_models()])
+def test_float32_data_give_float32_results_with_float64_enabled(label, model):
+    X32 = X.astype(jnp.float32)
+    y32 = (Y > 0.5).astype(jnp.float32) if label == "LaplaceGP" else Y.astype(jnp.float32)
+    objective = (lambda m, X, y: m.elbo(X, y)) if label in ("SGPR", "SVGP") else None
+    value = model.elbo(X32, y32) if objective else model.log_marginal_likelihood(X32, y32)
+    assert value.dtype == jnp.float32
+    post = model if label == "SVGP" else model.condition(X32, y32)
+    mean, variance = post.predict(X32)
+    assert mean.dtype == variance.dtype == jnp.float32
+    assert post.sample(KEY, X32[:5], num_samples=2).dtype == jnp.float32
+    assert post(X32[:5]).covariance().dtype == jnp.float32
+    if label != "SVGP":
+        fitted = gl.fit(model, X32, y32, num_steps=3, objective=objective).model
+        refit_post = fitted if label == "SVGP" else fitted.condition(X32, y32)
+        assert refit_post.predict(X32)[1].dtype == jnp.float32
