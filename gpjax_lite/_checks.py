@@ -197,8 +197,9 @@ def check_jitter(jitter) -> None:
 def as_real_array(name: str, value) -> jax.Array:
     """``value`` as a real floating-point JAX array; ``TypeError`` naming ``name`` otherwise.
 
-    Integers become the default float type; complex, boolean, string and object
-    values (and ragged lists) are rejected, so nothing non-numeric reaches JAX.
+    Integers and booleans (class labels, say) become the default float type;
+    complex, string and object values (and ragged lists) are rejected, so
+    nothing non-numeric reaches JAX.
     """
     if isinstance(value, jax.core.Tracer):
         array = value
@@ -210,9 +211,9 @@ def as_real_array(name: str, value) -> jax.Array:
                 f"`{name}` must be a real numeric array, got {type(value).__name__} ({error})."
             ) from error
     dtype = array.dtype
-    if jnp.issubdtype(dtype, jnp.complexfloating) or jnp.issubdtype(dtype, jnp.bool_):
+    if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"`{name}` must be real-valued, got dtype {dtype}.")
-    if not jnp.issubdtype(dtype, jnp.number):
+    if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
         raise TypeError(f"`{name}` must be a real numeric array, got dtype {dtype}.")
     if not jnp.issubdtype(dtype, jnp.floating):
         array = array.astype(jnp.result_type(float))
