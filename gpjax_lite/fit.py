@@ -204,7 +204,8 @@ def fit(
             ``fixed`` that does not select parts of the model (or selects all
             of it), or an ``objective`` / ``log_prior`` that does not return a
             scalar.
-        TypeError: for an ``optimizer`` that is not an optax
+        TypeError: for a ``num_steps`` or ``num_restarts`` that is not an int,
+            an ``optimizer`` that is not an optax
             ``GradientTransformation``, an ``objective`` or ``log_prior`` that
             is not callable, or a ``progress`` that is not a bool.
     """
@@ -289,8 +290,9 @@ def check_loop_arguments(
     Returns ``num_steps`` as an int.
 
     Raises:
-        ValueError: ``num_steps`` is not a positive int.
-        TypeError: ``optimizer`` is not an optax ``GradientTransformation``,
+        ValueError: ``num_steps < 1``.
+        TypeError: ``num_steps`` is not an int, ``optimizer`` is not an optax
+            ``GradientTransformation``,
             ``progress`` is not a bool, ``objective`` or ``log_prior`` (when
             given) is not callable.
     """
@@ -338,7 +340,11 @@ def split_trainable(model, fixed, dtype):
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    """``value`` as an int: ``TypeError`` for a wrong type (a float, a bool),
+    ``ValueError`` for a wrong value (``< 1``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
+    if value < 1:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
     return int(value)
 

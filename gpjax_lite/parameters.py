@@ -397,11 +397,16 @@ def trainable_mask(model, fixed: Callable[[Any], Any] | None = None):
             ``model`` to hold fixed, as for ``equinox.tree_at``.
 
     Raises:
+        TypeError: if ``fixed`` is neither ``None`` nor a function.
         ValueError: if ``fixed`` does not select parts of ``model``.
     """
     mask = jax.tree_util.tree_map(eqx.is_inexact_array, model)
     if fixed is None:
         return mask
+    if not callable(fixed):
+        raise TypeError(
+            f"`fixed` must be None or a function selecting hyperparameters, got {type(fixed).__name__}."
+        )
     try:
         return eqx.tree_at(
             fixed, mask, replace_fn=lambda node: jax.tree_util.tree_map(lambda _: False, node)

@@ -546,7 +546,7 @@ def test_bad_noise_value_raises_at_construction(noise):
 
 
 def test_noise_of_rank_2_raises():
-    with pytest.raises(ValueError, match=r"`noise`.*\(n,\)"):
+    with pytest.raises(ValueError, match=rf"`noise` must be a scalar or a 1-D array, got shape \({N}, 1\)"):
         GP(gk.RBF(), noise=np.full((N, 1), 0.1))
 
 

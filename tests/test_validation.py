@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import naming
 
 import gpjax_lite as gl
 from gpjax_lite import kernels, sparse
@@ -117,12 +118,6 @@ KEY_ENTRY_POINTS = [
     ("inducing_subset", lambda k: sparse.inducing_subset(k, X, 3)),
     ("inducing_kmeans", lambda k: sparse.inducing_kmeans(k, X, 3)),
 ]
-
-
-def naming(name: str) -> str:
-    """The library's message names `name`; under jaxtyping's runtime checker (the test
-    suite's default) an annotation may reject a wrong type first, naming the parameter."""
-    return rf"`{name}`|parameter '{name}'"
 
 
 @pytest.mark.parametrize("kind", list(BAD_KEYS))

@@ -158,9 +158,10 @@ def chunked_map(fn, X, chunk_size):
 
 
 def as_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
-    """A Python/NumPy integer in ``[minimum, maximum]``, else ``ValueError`` naming ``name``."""
+    """A Python/NumPy integer in ``[minimum, maximum]``: ``TypeError`` naming ``name`` for
+    another type (a float, a bool), ``ValueError`` for a value outside the range."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an int, got {value!r}.")
+        raise TypeError(f"`{name}` must be an int, got {value!r}.")
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"

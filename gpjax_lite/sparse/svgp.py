@@ -154,8 +154,10 @@ class SVGP(AbstractPosterior):
         return self.inducing_inputs.shape[0]
 
     @property
-    def noise(self) -> Float[Array, ""]:
+    def noise(self):
         """The Gaussian likelihood's noise variance ``σ²`` (``AttributeError`` for other likelihoods)."""
+        # Not annotated ``Float[Array, ""]``: selectors such as ``fixed=lambda m: m.noise`` also
+        # read it on a mask tree of the model's shape, where the leaf is a bool.
         if not isinstance(self.likelihood, Gaussian):
             # AttributeError, not TypeError: `hasattr(model, "noise")` must answer False.
             raise AttributeError(  # noqa: TRY004
@@ -453,10 +455,10 @@ def fit_svgp(
     Raises:
         ValueError: bad shapes or non-finite data, ``X`` whose columns differ
             from ``inducing_inputs``, ``batch_size`` outside ``[1, n]`` (or not
-            divisible by the mesh), ``num_steps < 1``, a missing ``key``, a
-            ``fixed`` that does not select parts of the model (or selects all
-            of it).
-        TypeError: a ``model`` that is not an :class:`SVGP`, an ``optimizer``
+            divisible by the mesh), ``num_steps < 1``, a ``fixed`` that does
+            not select parts of the model (or selects all of it).
+        TypeError: a ``model`` that is not an :class:`SVGP`, a ``batch_size``
+            or ``num_steps`` that is not an int, a missing ``key``, an ``optimizer``
             that is not an optax ``GradientTransformation``, a ``progress``
             that is not a bool.
     """
@@ -467,7 +469,7 @@ def fit_svgp(
     batch_size = as_int("batch_size", batch_size, minimum=1, maximum=n)
     num_steps = check_loop_arguments(optimizer=optimizer, num_steps=num_steps, progress=progress)
     if key is None:
-        raise ValueError("`key` is required: it draws the minibatches.")
+        raise TypeError("`key` is required: it draws the minibatches.")
 
     params, static, initial, mask = split_trainable(model, fixed, X.dtype)
     starts = jax.tree_util.tree_map(lambda p: p[None], params)
