@@ -1,6 +1,8 @@
 """Small real data sets bundled with ``gpjax_lite``.
 
-The only data set is monthly mean atmospheric CO2 at Mauna Loa Observatory,
+Two views of one public-domain record: :func:`load_co2_weekly`, the weekly
+series (2225 points, for the ``O(n)`` state-space solver), and
+:func:`load_co2`, its monthly means. The monthly data set is monthly mean atmospheric CO2 at Mauna Loa Observatory,
 Hawaii, March 1958 – December 2001 (``gpjax_lite/data/co2_monthly.csv``). It
 is derived from the weekly series distributed with statsmodels as
 ``statsmodels.datasets.co2`` -- measurements of the Scripps Institution of
@@ -21,7 +23,7 @@ from importlib.resources import files
 
 import numpy as np
 
-__all__ = ["load_co2"]
+__all__ = ["load_co2", "load_co2_weekly"]
 
 
 def load_co2() -> tuple[np.ndarray, np.ndarray]:
@@ -68,3 +70,33 @@ def load_co2() -> tuple[np.ndarray, np.ndarray]:
     X = np.ascontiguousarray(data[:, 0])
     y = np.ascontiguousarray(data[:, 1])
     return X, y
+
+
+def load_co2_weekly() -> tuple[np.ndarray, np.ndarray]:
+    """Weekly atmospheric CO2 at Mauna Loa, 29 March 1958 – 29 December 2001.
+
+    The weekly series behind :func:`load_co2`, without the monthly averaging:
+    each point is one week's average of continuous in-situ measurements at
+    Mauna Loa Observatory, Hawaii (Scripps Institution of Oceanography CO2
+    programme; Keeling & Whorf 2004, CDIAC), as bundled with
+    ``statsmodels.datasets.co2`` (public domain). Long enough (2225 points)
+    that the dense solver's ``O(n³)`` starts to cost, and one input column:
+    the use case of :class:`gpjax_lite.solvers.StateSpace`.
+
+    * **Units**: ``X`` is time in decimal years (the middle of the sample day,
+      ``year + (day_of_year - 0.5) / days_in_year``); ``y`` is the CO2 mole
+      fraction in dry air, ppm, with one decimal.
+    * **Gaps**: the 59 weeks that statsmodels marks missing are dropped (no
+      NaNs), so ``X`` is strictly increasing with steps of one week except at
+      the gaps (the longest, mid-1958 and early 1964, last a few months).
+    * **Source / licence**: see ``gpjax_lite/data/README.md``
+      (``co2_weekly.csv``), with the SHA-256 and the script that regenerates it.
+
+    Returns:
+        ``(X, y)``: ``float64`` arrays of shape ``(2225,)``, decimal years and
+        ppm. Fresh arrays on every call.
+    """
+    resource = files("gpjax_lite") / "data" / "co2_weekly.csv"
+    with resource.open("r", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",", skiprows=1, usecols=(1, 2), dtype=np.float64, ndmin=2)
+    return np.ascontiguousarray(data[:, 0]), np.ascontiguousarray(data[:, 1])

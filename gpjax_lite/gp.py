@@ -96,8 +96,9 @@ class GP(Module):
     # ------------------------------------------------------------------ helpers
     def _inputs(self, X, name: str = "X") -> Float[Array, "n d"]:
         X = as_inputs(name, X)
-        self.kernel.check_input_dim(X.shape[1])
+        # The solver first: its checks (one column for StateSpace) name the argument.
         self.solver.check_inputs(self.kernel, X, name)
+        self.kernel.check_input_dim(X.shape[1])
         return X
 
     def _noise_for(self, n: int) -> Float[Array, " n"]:
