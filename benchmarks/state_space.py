@@ -42,7 +42,7 @@ QUICK_N = (1_000, 10_000, 100_000)
 #: Largest n for the dense solver (an n × n float64 matrix and its factor: 2 · 8 n² bytes).
 DENSE_MAX_N = 4_000
 #: Largest n · m for tinygp's prediction at new inputs (its (m, n) cross-covariance).
-TINYGP_PREDICT_MAX_NM = 2e8
+TINYGP_PREDICT_MAX_NM = 2e7
 
 OMEGA, QUALITY = (2.0, 0.5), (3.0, 1 / math.sqrt(2))
 VARIANCE = (1.0, 0.5)
