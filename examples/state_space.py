@@ -13,8 +13,14 @@ dense Cholesky factor:
 * white measurement noise: the GP's ``noise``;
 
 with a ``Constant`` mean at the data mean. The same model is fitted by
-``gpjax_lite.fit`` (L-BFGS) with both solvers, which reach the same optimum;
-the wall-clock time of each fit is printed (compile included).
+``gpjax_lite.fit`` (L-BFGS) with both solvers: the objective is the same to
+round-off, so the two runs follow the same path until round-off differences
+grow over many steps (after 50 steps the log marginal likelihoods, about
+-1060 nats, agreed to 0.05 nats and every hyperparameter to a few percent;
+``tests/solvers/test_example.py`` checks equal losses over 15 steps). The
+wall-clock time of each fit is printed (compile included): 16 s for
+``StateSpace`` against 149 s for ``Cholesky`` in one run with 50 steps on a
+shared 2-core machine.
 
 Run from the repository root::
 
