@@ -18,9 +18,7 @@ round-off, so the two runs follow the same path until round-off differences
 grow over many steps (after 50 steps the log marginal likelihoods, about
 -1060 nats, agreed to 0.05 nats and every hyperparameter to a few percent;
 ``tests/solvers/test_example.py`` checks equal losses over 15 steps). The
-wall-clock time of each fit is printed (compile included): 16 s for
-``StateSpace`` against 149 s for ``Cholesky`` in one run with 50 steps on a
-shared 2-core machine.
+wall-clock time of each fit is printed (compile included).
 
 Run from the repository root::
 
