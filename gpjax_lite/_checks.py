@@ -225,12 +225,17 @@ def model_inputs(model, X, name: str = "X") -> jax.Array:
 
     the model's hyperparameters (values set around the constructor included,
     see :func:`gpjax_lite.parameters.check_hyperparameters`), then ``X`` as an
-    ``(n, d)`` array (:func:`as_inputs`), then ``d`` against the kernel.
+    ``(n, d)`` array (:func:`as_inputs`), then the model's solver, if it has
+    one (its errors name ``X``: the state-space solver takes one column), then
+    ``d`` against the kernel.
     """
     from .parameters import check_hyperparameters  # here: parameters imports this module
 
     check_hyperparameters(model)
     X = as_inputs(name, X)
+    solver = getattr(model, "solver", None)
+    if solver is not None:
+        solver.check_inputs(model.kernel, X, name)
     model.kernel.check_input_dim(X.shape[1])
     return X
 
