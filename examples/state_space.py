@@ -105,21 +105,29 @@ def main(argv=None):
     X, y = load()
     print(f"{X.shape[0]} weekly points, {ORIGIN + X[0]:.2f}–{ORIGIN + X[-1]:.2f}")
     result, seconds = timed_fit(X, y, solvers.StateSpace(), args.steps)
-    print(f"StateSpace fit: {seconds:6.1f} s, log marginal likelihood {-float(result.final_loss):.6f} nats")
+    print(
+        f"StateSpace fit: {seconds:6.1f} s, log marginal likelihood {-float(result.final_loss):.6f} nats"
+    )
     print("  " + describe(result.model))
     if not args.no_dense:
         dense, dense_seconds = timed_fit(X, y, solvers.Cholesky(), args.steps)
-        print(f"Cholesky fit:   {dense_seconds:6.1f} s, log marginal likelihood {-float(dense.final_loss):.6f} nats")
+        print(
+            f"Cholesky fit:   {dense_seconds:6.1f} s, log marginal likelihood {-float(dense.final_loss):.6f} nats"
+        )
         print("  " + describe(dense.model))
         # Same objective, same optimiser: the two optima agree to the optimiser's tolerance.
-        print(f"  |Δ log marginal likelihood| = {abs(float(result.final_loss - dense.final_loss)):.2e} nats")
+        print(
+            f"  |Δ log marginal likelihood| = {abs(float(result.final_loss - dense.final_loss)):.2e} nats"
+        )
 
     model = result.model
     posterior = model.condition(X, y)
     Xt = np.linspace(X[0] - 1.0, X[-1] + 8.0, 20_000)  # 20 000 test points: O(n + m)
     mean, var = posterior.predict(Xt)
-    print(f"predicted at {Xt.shape[0]} points; forecast for 2005.0: "
-          f"{float(np.interp(2005.0 - ORIGIN, Xt, mean)):.1f} ppm")
+    print(
+        f"predicted at {Xt.shape[0]} points; forecast for 2005.0: "
+        f"{float(np.interp(2005.0 - ORIGIN, Xt, mean)):.1f} ppm"
+    )
     if args.no_plot:
         return result
     import matplotlib.pyplot as plt
@@ -128,14 +136,19 @@ def main(argv=None):
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5))
     for ax, window in zip(axes, [(X[0] - 1, X[-1] + 8), (X[-1] - 4, X[-1] + 4)]):
         std = np.sqrt(np.asarray(var))
-        ax.fill_between(ORIGIN + Xt, mean - 2 * std, mean + 2 * std, color="C0", alpha=0.25, label="±2σ")
+        ax.fill_between(
+            ORIGIN + Xt, mean - 2 * std, mean + 2 * std, color="C0", alpha=0.25, label="±2σ"
+        )
         ax.plot(ORIGIN + Xt, mean, color="C0", lw=1, label="posterior mean")
         for draw in np.asarray(draws):
             ax.plot(ORIGIN + Xt[::10], draw, color="C1", lw=0.5, alpha=0.7)
         ax.plot(ORIGIN + X, y, ".", color="k", ms=1.5, label="weekly data")
         ax.set_xlim(ORIGIN + window[0], ORIGIN + window[1])
         visible = (Xt > window[0]) & (Xt < window[1])
-        ax.set_ylim(float(np.min(mean[visible] - 3 * std[visible])), float(np.max(mean[visible] + 3 * std[visible])))
+        ax.set_ylim(
+            float(np.min(mean[visible] - 3 * std[visible])),
+            float(np.max(mean[visible] + 3 * std[visible])),
+        )
         ax.set_ylabel("CO₂ (ppm)")
     axes[0].legend(loc="upper left")
     axes[0].set_title("Weekly Mauna Loa CO₂, fitted and forecast with solvers.StateSpace (O(n))")

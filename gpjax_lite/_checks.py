@@ -50,7 +50,11 @@ def real_values(name: str, value) -> np.ndarray:
     except (TypeError, ValueError):  # ragged sequences, unconvertible objects
         values = None
     if values is None or values.dtype.kind not in "iuf":
-        got = values.dtype if values is not None and values.dtype.kind != "O" else type(value).__name__
+        got = (
+            values.dtype
+            if values is not None and values.dtype.kind != "O"
+            else type(value).__name__
+        )
         raise TypeError(f"`{name}` must be a real number or an array of real numbers, got {got}.")
     return values
 
@@ -110,7 +114,9 @@ def as_point(name: str, x) -> jax.Array:
     if x.ndim == 0:
         x = x[None]
     elif x.ndim != 1 or x.shape[0] == 0:
-        raise ValueError(f"`{name}` must be a scalar or a point of shape (d,), got shape {x.shape}.")
+        raise ValueError(
+            f"`{name}` must be a scalar or a point of shape (d,), got shape {x.shape}."
+        )
     return x
 
 
@@ -132,7 +138,9 @@ def check_kernel_and_mean(kernel, mean) -> None:
     from .kernels.base import Kernel  # here, not at the top: kernels import this module
 
     if not isinstance(kernel, Kernel):
-        raise TypeError(f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(kernel).__name__}.")
+        raise TypeError(
+            f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(kernel).__name__}."
+        )
     if not callable(mean):
         raise TypeError(f"`mean` must be callable on one point, got {type(mean).__name__}.")
 
@@ -188,7 +196,9 @@ def check_jitter(jitter) -> None:
     """
     if jitter is None:
         return
-    if isinstance(jitter, (bool, np.bool_)) or not isinstance(jitter, (int, float, np.floating, np.integer)):
+    if isinstance(jitter, (bool, np.bool_)) or not isinstance(
+        jitter, (int, float, np.floating, np.integer)
+    ):
         raise TypeError(f"`jitter` must be None or a real number, got {jitter!r}.")
     if not (np.isfinite(jitter) and jitter >= 0):
         raise ValueError(f"`jitter` must be non-negative and finite, got {jitter!r}.")

@@ -106,8 +106,9 @@ def load_coal_mining_disasters() -> tuple[np.ndarray, np.ndarray]:
     """
     dates = _read_csv("coal_disasters.csv", dtype=np.float64)
     years = np.arange(1851, 1963, dtype=np.float64)
-    counts = np.array([np.count_nonzero(np.floor(dates) == year) for year in years],
-                      dtype=np.float64)
+    counts = np.array(
+        [np.count_nonzero(np.floor(dates) == year) for year in years], dtype=np.float64
+    )
     return years, counts
 
 

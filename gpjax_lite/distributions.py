@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real, UInt32
 
-from ._module import Module
 from ._checks import as_real_array, check_finite, check_jitter
+from ._module import Module
 from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, raise_if_not_finite
 
 

@@ -175,7 +175,7 @@ class GP(Module):
         return value
 
     # ---------------------------------------------------------------- posterior
-    def condition(self, X, y) -> "Posterior":
+    def condition(self, X, y) -> Posterior:
         """The posterior given observations ``y`` at ``X``: the solver factorises ``K + Σ`` once.
 
         Args:

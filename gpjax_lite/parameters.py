@@ -155,7 +155,9 @@ def _field(constraint, default, shape, kwargs) -> Any:
     return eqx.field(default=default, converter=_keep_or_convert, metadata=metadata, **kwargs)
 
 
-def positive_field(default: Any = dataclasses.MISSING, *, shape: str | None = None, **kwargs) -> Any:
+def positive_field(
+    default: Any = dataclasses.MISSING, *, shape: str | None = None, **kwargs
+) -> Any:
     """A module field holding a positive hyperparameter (log-transformed by ``fit``).
 
     Use it in a :class:`gpjax_lite.kernels.Kernel` (or any subclass of the

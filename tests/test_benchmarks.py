@@ -28,8 +28,16 @@ def test_median_odd_and_even():
 
 def test_ratio_is_none_unless_both_positive_finite():
     assert ratio(3.0, 1.5) == 2.0
-    for a, b in [(1.0, 0.0), (0.0, 1.0), (None, 1.0), (1.0, None), (float("nan"), 1.0), (1.0, float("inf")),
-                 (-1.0, 1.0), (True, 1.0)]:
+    for a, b in [
+        (1.0, 0.0),
+        (0.0, 1.0),
+        (None, 1.0),
+        (1.0, None),
+        (float("nan"), 1.0),
+        (1.0, float("inf")),
+        (-1.0, 1.0),
+        (True, 1.0),
+    ]:
         assert ratio(a, b) is None
 
 
@@ -54,13 +62,39 @@ def test_measure_counts_calls_and_respects_single_threshold():
 
 def test_add_ratios_within_groups():
     rows = [
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": OURS, "status": "ok",
-         "time_s": 2.0, "floor_s": 1.0},
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": "peer", "status": "ok",
-         "time_s": 6.0, "floor_s": 1.0},
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 20}, "impl": "peer", "status": "ok",
-         "time_s": 6.0},
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": "other", "status": "error"},
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 10},
+            "impl": OURS,
+            "status": "ok",
+            "time_s": 2.0,
+            "floor_s": 1.0,
+        },
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 10},
+            "impl": "peer",
+            "status": "ok",
+            "time_s": 6.0,
+            "floor_s": 1.0,
+        },
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 20},
+            "impl": "peer",
+            "status": "ok",
+            "time_s": 6.0,
+        },
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 10},
+            "impl": "other",
+            "status": "error",
+        },
     ]
     add_ratios(rows)
     assert rows[0]["ratio_to_ours"] == 1.0 and rows[0]["ratio_to_floor"] == 2.0
@@ -73,8 +107,20 @@ def test_add_ratios_within_groups():
 def _run_smoke(tmp_path, cases):
     env = dict(os.environ)
     env.setdefault("JAX_PLATFORMS", "cpu")
-    cmd = [sys.executable, "-m", "benchmarks", "--smoke", "--no-plots", "-q", "--peers", "sklearn",
-           "--cases", cases, "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--smoke",
+        "--no-plots",
+        "-q",
+        "--peers",
+        "sklearn",
+        "--cases",
+        cases,
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -134,7 +180,10 @@ def test_smoke_run_fast_cases(tmp_path):
 def test_smoke_run_all_cases(tmp_path):
     """Every exact-GP case, including the compile-heavy fits."""
     results = _run_smoke(tmp_path, "gram,mll,fit,predict,batched,compile")
-    _check_results(results, {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"})
+    _check_results(
+        results,
+        {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"},
+    )
 
 
 @pytest.mark.slow
@@ -175,22 +224,63 @@ def test_sparse_tables_and_ratios():
     from benchmarks.report import sparse_markdown
 
     def svgp(n, m, t, impl=OURS, **extra):
-        return {"case": "svgp", "dtype": "float64", "params": {"n": n, "m": m, "batch": 64}, "impl": impl,
-                "status": "ok", "time_s": t, "compile_s": 1.0, **extra}
+        return {
+            "case": "svgp",
+            "dtype": "float64",
+            "params": {"n": n, "m": m, "batch": 64},
+            "impl": impl,
+            "status": "ok",
+            "time_s": t,
+            "compile_s": 1.0,
+            **extra,
+        }
 
     rows = [
-        svgp(1000, 8, 0.002, max_steps=50, steps_to_target=12, time_to_target_s=0.024,
-             final_ema_neg_elbo_per_point=-0.5, target_neg_elbo_per_point=0.0),
+        svgp(
+            1000,
+            8,
+            0.002,
+            max_steps=50,
+            steps_to_target=12,
+            time_to_target_s=0.024,
+            final_ema_neg_elbo_per_point=-0.5,
+            target_neg_elbo_per_point=0.0,
+        ),
         svgp(1000, 32, 0.008),
-        svgp(4000, 8, 0.003, max_steps=50, steps_to_target=None, time_to_target_s=None,
-             final_ema_neg_elbo_per_point=0.7, target_neg_elbo_per_point=0.0),
+        svgp(
+            4000,
+            8,
+            0.003,
+            max_steps=50,
+            steps_to_target=None,
+            time_to_target_s=None,
+            final_ema_neg_elbo_per_point=0.7,
+            target_neg_elbo_per_point=0.0,
+        ),
         svgp(4000, 32, 0.006),
         svgp(4000, 32, 0.012, impl="gpjax", ratio_to_ours=2.0),
-        {"case": "sgpr", "dtype": "float64", "params": {"n": 500, "m": 16}, "impl": "SGPR", "status": "ok",
-         "time_s": 0.5, "condition_predict_s": 0.5, "fit_s_incl_compile": 3.0, "rmse": 0.11, "nlpd": -0.8,
-         "noise_std": 0.1, "n_test": 100},
-        {"case": "sgpr", "dtype": "float64", "params": {"n": 9000}, "impl": "exact", "status": "skipped",
-         "note": "n above Config.exact_max_n"},
+        {
+            "case": "sgpr",
+            "dtype": "float64",
+            "params": {"n": 500, "m": 16},
+            "impl": "SGPR",
+            "status": "ok",
+            "time_s": 0.5,
+            "condition_predict_s": 0.5,
+            "fit_s_incl_compile": 3.0,
+            "rmse": 0.11,
+            "nlpd": -0.8,
+            "noise_std": 0.1,
+            "n_test": 100,
+        },
+        {
+            "case": "sgpr",
+            "dtype": "float64",
+            "params": {"n": 9000},
+            "impl": "exact",
+            "status": "skipped",
+            "note": "n above Config.exact_max_n",
+        },
     ]
     table = "\n".join(sparse_markdown(rows))
     assert "| float64 | 1,000 | 8 | 64 | 2.0 | 1.0 | 12 | 0.0 | -0.500 |" in table
@@ -209,8 +299,14 @@ def test_different_kernel_rows_are_marked_and_left_out_of_the_gram_target():
     from benchmarks.report import different_kernel, evaluate_targets
 
     def row(impl, kernel, d, t):
-        return {"case": "gram", "dtype": "float64", "impl": impl, "status": "ok", "time_s": t,
-                "params": {"kernel": kernel, "n": 100, "d": d}}
+        return {
+            "case": "gram",
+            "dtype": "float64",
+            "impl": impl,
+            "status": "ok",
+            "time_s": t,
+            "params": {"kernel": kernel, "n": 100, "d": d},
+        }
 
     cheap = row("tinygp", "periodic", 8, 0.001)  # sin² of one distance: less work, another kernel
     assert different_kernel(cheap)

@@ -96,7 +96,9 @@ def test_trainable_mask_fixes_exactly_the_selected_leaf():
 
 def test_fixing_a_whole_sub_kernel():
     model = _model()
-    mask = P.trainable_mask(model, fixed=lambda k: k.kernels[0].kernels[0].kernels[1])  # 0.7 * Periodic
+    mask = P.trainable_mask(
+        model, fixed=lambda k: k.kernels[0].kernels[0].kernels[1]
+    )  # 0.7 * Periodic
     fixed_leaves = jax.tree_util.tree_leaves(mask.kernels[0].kernels[0].kernels[1])
     assert len(fixed_leaves) == 4 and not any(fixed_leaves)
     others = len(jax.tree_util.tree_leaves(mask)) - 4

@@ -89,7 +89,10 @@ TARGET_ENTRY_POINTS = [
     ("fit", lambda b: gl.fit(GP, X, b, num_steps=2)),
     ("SGPR.elbo", lambda b: SGPR.elbo(X, b)),
     ("SVGP.elbo", lambda b: SVGP.elbo(X, b)),
-    ("batched_lml", lambda b: sparse.sharding.batched_log_marginal_likelihood(GP, X[None], b[None])),
+    (
+        "batched_lml",
+        lambda b: sparse.sharding.batched_log_marginal_likelihood(GP, X[None], b[None]),
+    ),
 ]
 
 
@@ -151,7 +154,10 @@ class VectorMean(gl.means.MeanFunction):
 MEAN_ENTRY_POINTS = [
     ("GP.lml", lambda: gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood(X, Y)),
     ("GP.prior", lambda: gl.GP(kernels.RBF(), VectorMean()).prior(X)),
-    ("GP.lml-jit", lambda: jax.jit(gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood)(X, Y)),
+    (
+        "GP.lml-jit",
+        lambda: jax.jit(gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood)(X, Y),
+    ),
     ("SGPR.elbo", lambda: sparse.SGPR(kernels.RBF(), Z, VectorMean()).elbo(X, Y)),
     ("SVGP.elbo", lambda: sparse.SVGP(kernels.RBF(), Z, VectorMean()).elbo(X, Y)),
 ]
@@ -170,7 +176,9 @@ class TestMultivariateNormal:
         assert jnp.issubdtype(d.mean.dtype, jnp.floating)
         np.testing.assert_allclose(np.asarray(d.variance()), [2.0, 3.0])
         expected = -0.5 * (1 / 2 + 0 / 3) - 0.5 * np.log(6.0) - np.log(2 * np.pi)
-        np.testing.assert_allclose(float(d.log_prob(jnp.array([1.0, 1.0]))), expected, rtol=100 * EPS)
+        np.testing.assert_allclose(
+            float(d.log_prob(jnp.array([1.0, 1.0]))), expected, rtol=100 * EPS
+        )
 
     @pytest.mark.parametrize(
         "mean,cov,error,name",
@@ -190,8 +198,14 @@ class TestMultivariateNormal:
 
 @pytest.mark.parametrize(
     "jitter,error",
-    [(-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("big", TypeError),
-     (True, TypeError), (jnp.ones(2), TypeError)],
+    [
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("big", TypeError),
+        (True, TypeError),
+        (jnp.ones(2), TypeError),
+    ],
 )
 @pytest.mark.parametrize(
     "make",

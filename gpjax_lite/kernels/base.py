@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._module import Module
 from .._checks import as_inputs, as_point
+from .._module import Module
 from ..parameters import check_hyperparameters
 
 

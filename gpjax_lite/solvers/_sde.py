@@ -220,7 +220,9 @@ class SHOSDE(SDE):
 
     def feedback(self):
         w, q = self.omega, self.quality
-        return jnp.stack([jnp.stack([jnp.zeros_like(w), jnp.ones_like(w)]), jnp.stack([-(w**2), -w / q])])
+        return jnp.stack(
+            [jnp.stack([jnp.zeros_like(w), jnp.ones_like(w)]), jnp.stack([-(w**2), -w / q])]
+        )
 
     def noise_effect(self):
         return jnp.array([[0.0], [1.0]], self.variance.dtype)

@@ -74,7 +74,9 @@ class _Grid(eqx.Module):
     def log_likelihood(self, sde: SDE, parallel: bool):
         A, Q = discretise(sde, _steps(self.times))
         h, P0 = sde.observation(), sde.stationary_covariance()
-        return _kalman.log_likelihood(h, P0, A, Q, self.residual, self.noise, self.observed, parallel)
+        return _kalman.log_likelihood(
+            h, P0, A, Q, self.residual, self.noise, self.observed, parallel
+        )
 
 
 def _training_grid(kernel, X, noise, residual):
@@ -151,7 +153,9 @@ class StateSpace(Solver):
         dtype = _dtype(kernel, X, mean)
         zeros = jnp.zeros((0,), dtype)
         empty = _Grid(zeros, zeros, zeros, jnp.zeros((0,), bool))
-        return _grid_normal(kernel, empty, X[:, 0].astype(dtype), mean.astype(dtype), jitter, self.parallel)
+        return _grid_normal(
+            kernel, empty, X[:, 0].astype(dtype), mean.astype(dtype), jitter, self.parallel
+        )
 
 
 class StateSpaceState(SolverState):
@@ -218,7 +222,12 @@ class StateSpaceState(SolverState):
     def distribution(self, kernel, Xt, prior_mean, jitter):
         dtype = self.filtered_mean.dtype
         return _grid_normal(
-            kernel, self.grid, Xt[:, 0].astype(dtype), prior_mean.astype(dtype), jitter, self.parallel
+            kernel,
+            self.grid,
+            Xt[:, 0].astype(dtype),
+            prior_mean.astype(dtype),
+            jitter,
+            self.parallel,
         )
 
 

@@ -112,8 +112,19 @@ class SVGP(AbstractPosterior):
     jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
     chunk_size: int | None = eqx.field(default=DEFAULT_CHUNK_SIZE, static=True, kw_only=True)
 
-    def __init__(self, kernel, inducing_inputs, mean=None, noise=None, *, likelihood=None,
-                 q_mu=None, q_sqrt=None, jitter=None, chunk_size=DEFAULT_CHUNK_SIZE):
+    def __init__(
+        self,
+        kernel,
+        inducing_inputs,
+        mean=None,
+        noise=None,
+        *,
+        likelihood=None,
+        q_mu=None,
+        q_sqrt=None,
+        jitter=None,
+        chunk_size=DEFAULT_CHUNK_SIZE,
+    ):
         Z = check_inducing_inputs(inducing_inputs)
         m = Z.shape[0]
         self.inducing_inputs = Z
@@ -236,8 +247,12 @@ class SVGP(AbstractPosterior):
         if num_data is None:
             num_data = b
         elif not isinstance(num_data, jax.core.Tracer):
-            if isinstance(num_data, (bool, np.bool_)) or not isinstance(num_data, (int, np.integer)):
-                raise TypeError(f"`num_data` must be an int (the data set's size), got {num_data!r}.")
+            if isinstance(num_data, (bool, np.bool_)) or not isinstance(
+                num_data, (int, np.integer)
+            ):
+                raise TypeError(
+                    f"`num_data` must be an int (the data set's size), got {num_data!r}."
+                )
             if num_data < b:
                 raise ValueError(f"`num_data` ({num_data}) must be at least the batch size {b}.")
         value = _elbo(self, X, y, jnp.asarray(num_data / b, dtype=jnp.result_type(X, y)))
@@ -272,7 +287,7 @@ class SVGP(AbstractPosterior):
         return self.likelihood.predict(mean, variance)
 
     # ------------------------------------------------------ closed-form q(v)
-    def with_optimal_variational(self, X, y) -> "SVGP":
+    def with_optimal_variational(self, X, y) -> SVGP:
         """This model with ``q_mu``, ``q_sqrt`` replaced by the optimal ``q(v)`` for ``(X, y)``.
 
         For Gaussian noise the ELBO is maximised over ``q(v)`` in closed form
@@ -328,8 +343,14 @@ def _joint(model, Xt):
 
 @eqx.filter_jit
 def _optimal_variational(model, X, y):
-    sgpr = SGPR(model.kernel, model.inducing_inputs, model.mean, model.noise,
-                jitter=model.jitter, chunk_size=model.chunk_size)
+    sgpr = SGPR(
+        model.kernel,
+        model.inducing_inputs,
+        model.mean,
+        model.noise,
+        jitter=model.jitter,
+        chunk_size=model.chunk_size,
+    )
     _, LB, c, _ = sgpr._statistics(X, y)
     m = LB.shape[0]
     q_mu = jax.scipy.linalg.solve_triangular(LB, c, lower=True, trans=1)  # LB⁻ᵀ c
@@ -486,10 +507,21 @@ def fit_svgp(
         starts, initial, static, X, y = replicate((starts, initial, static, X, y), mesh)
 
     result = minimise(
-        NegativeMinibatchELBO(batch_size, mesh), starts, initial, static, mask, (X, y), key,
-        optimizer, num_steps, jnp.asarray(progress), stochastic=True, name="fit_svgp",
+        NegativeMinibatchELBO(batch_size, mesh),
+        starts,
+        initial,
+        static,
+        mask,
+        (X, y),
+        key,
+        optimizer,
+        num_steps,
+        jnp.asarray(progress),
+        stochastic=True,
+        name="fit_svgp",
         label="-ELBO ≈",
     )
     warn_about_run("fit_svgp", result, stochastic=True)
-    return SVGPFitResult(model=result.model, losses=result.losses,
-                         nonfinite_step=result.nonfinite_step)
+    return SVGPFitResult(
+        model=result.model, losses=result.losses, nonfinite_step=result.nonfinite_step
+    )

@@ -17,8 +17,17 @@ def supported_kernels():
         ("scaled", 2.5 * K.Matern32(lengthscale=0.9)),
         ("sum", K.Matern32() + K.SHO(omega=4.0, quality=2.0) + K.Constant(variance=0.3)),
         ("product", K.Matern52(lengthscale=3.0) * K.Cosine(period=1.1)),
-        ("product3", K.Matern32(lengthscale=2.0) * K.SHO(omega=2.0, quality=3.0) * K.Matern12(lengthscale=5.0)),
-        ("nested", 0.5 * (K.Matern12() * K.Constant(variance=2.0)) + K.Matern52(lengthscale=0.4, active_dims=(0,))),
+        (
+            "product3",
+            K.Matern32(lengthscale=2.0)
+            * K.SHO(omega=2.0, quality=3.0)
+            * K.Matern12(lengthscale=5.0),
+        ),
+        (
+            "nested",
+            0.5 * (K.Matern12() * K.Constant(variance=2.0))
+            + K.Matern52(lengthscale=0.4, active_dims=(0,)),
+        ),
     ]
 
 

@@ -29,14 +29,22 @@ def test_lyapunov_and_matrix_exponential(kernel):
     sde = to_sde(kernel)
     F, L, Qc, P = (
         np.asarray(m)
-        for m in (sde.feedback(), sde.noise_effect(), sde.spectral_density(), sde.stationary_covariance())
+        for m in (
+            sde.feedback(),
+            sde.noise_effect(),
+            sde.spectral_density(),
+            sde.stationary_covariance(),
+        )
     )
     scale = np.max(np.abs(F)) * np.max(np.abs(P))
     np.testing.assert_allclose(F @ P + P @ F.T + L @ Qc @ L.T, 0.0, atol=1e-12 * scale)
     # The stationary covariance is what SciPy's Lyapunov solver finds (when F is stable).
     if np.all(np.linalg.eigvals(F).real < 0):
         np.testing.assert_allclose(
-            scipy.linalg.solve_continuous_lyapunov(F, -L @ Qc @ L.T), P, rtol=1e-8, atol=1e-10 * np.max(np.abs(P))
+            scipy.linalg.solve_continuous_lyapunov(F, -L @ Qc @ L.T),
+            P,
+            rtol=1e-8,
+            atol=1e-10 * np.max(np.abs(P)),
         )
     A, Q = discretise(sde, TAU)
     for t, A_t, Q_t in zip(np.asarray(TAU), np.asarray(A), np.asarray(Q)):

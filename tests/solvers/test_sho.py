@@ -70,7 +70,9 @@ def _value_in_quality(tau, omega=1.3):
     return lambda q: kernels.SHO(variance=1.0, omega=omega, quality=q)(0.0, tau)
 
 
-@pytest.mark.parametrize("quality", [0.5, 0.5 - 1e-7, 0.5 + 1e-7, 0.5 + 0.02, 0.5 - 0.02, 0.45, 0.55])
+@pytest.mark.parametrize(
+    "quality", [0.5, 0.5 - 1e-7, 0.5 + 1e-7, 0.5 + 0.02, 0.5 - 0.02, 0.45, 0.55]
+)
 @pytest.mark.parametrize("tau", [0.05, 0.7, 3.0])
 def test_quality_gradient_matches_finite_differences(quality, tau):
     f = _value_in_quality(tau)
@@ -79,7 +81,9 @@ def test_quality_gradient_matches_finite_differences(quality, tau):
     # Central differences of the NumPy closed form (each side evaluated on its own branch,
     # except straddling Q = ½, where the closed form is continuous).
     fd = (float(f(quality + h)) - float(f(quality - h))) / (2 * h)
-    fd_numpy = (sho_numpy(tau, 1.0, 1.3, quality + h) - sho_numpy(tau, 1.0, 1.3, quality - h)) / (2 * h)
+    fd_numpy = (sho_numpy(tau, 1.0, 1.3, quality + h) - sho_numpy(tau, 1.0, 1.3, quality - h)) / (
+        2 * h
+    )
     assert np.isfinite(grad)
     np.testing.assert_allclose(grad, fd, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(grad, fd_numpy, rtol=1e-6, atol=1e-8)

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpjax_lite as gl
-from gpjax_lite import GP, kernels as K, solvers
+from gpjax_lite import GP, solvers
+from gpjax_lite import kernels as K
 from gpjax_lite.means import Constant
 
 from .kernels_1d import KERNELS
@@ -63,12 +64,25 @@ compute = eqx.filter_jit(outputs)
 
 def assert_same(dense, state, grad_rtol=1e-6):
     np.testing.assert_allclose(state["lml"], dense["lml"], rtol=1e-9)
-    for g_dense, g_state in zip(jax.tree_util.tree_leaves(dense["grad"]), jax.tree_util.tree_leaves(state["grad"])):
+    for g_dense, g_state in zip(
+        jax.tree_util.tree_leaves(dense["grad"]), jax.tree_util.tree_leaves(state["grad"])
+    ):
         scale = max(float(jnp.max(jnp.abs(g_dense))), 1e-3)
         np.testing.assert_allclose(g_state, g_dense, rtol=grad_rtol, atol=grad_rtol * scale)
     prior_scale = float(jnp.max(dense["prior_var"]))
-    for name in ("mean", "var", "joint_mean", "joint_var", "joint_cov", "prior_mean", "prior_cov", "prior_var"):
-        np.testing.assert_allclose(state[name], dense[name], rtol=1e-7, atol=1e-7 * prior_scale, err_msg=name)
+    for name in (
+        "mean",
+        "var",
+        "joint_mean",
+        "joint_var",
+        "joint_cov",
+        "prior_mean",
+        "prior_cov",
+        "prior_var",
+    ):
+        np.testing.assert_allclose(
+            state[name], dense[name], rtol=1e-7, atol=1e-7 * prior_scale, err_msg=name
+        )
 
 
 def models(kernel, noise=NOISE, mean=None, parallel=False):
@@ -81,7 +95,8 @@ def models(kernel, noise=NOISE, mean=None, parallel=False):
 #: Composite kernels that between them use every supported kernel and combination
 #: (each base kernel's SDE is checked on its own in test_sde.py); one compile each.
 COMPOSITES = {
-    "matern12+cosine": K.Matern12(variance=1.3, lengthscale=0.7) + K.Cosine(variance=0.9, period=1.7),
+    "matern12+cosine": K.Matern12(variance=1.3, lengthscale=0.7)
+    + K.Cosine(variance=0.9, period=1.7),
     "sho_under+constant+matern32": K.SHO(variance=1.1, omega=3.0, quality=4.0)
     + K.Constant(variance=0.3)
     + K.Matern32(variance=0.8, lengthscale=2.0),
@@ -126,19 +141,29 @@ def test_scalar_noise_and_1d_inputs_in_any_layout():
     quality=st.floats(0.1, 20.0),
     noise=st.floats(1e-3, 1.0),
 )
-def test_hypothesis_hyperparameters_and_unsorted_repeated_inputs(data, variance, lengthscale, omega, quality, noise):
+def test_hypothesis_hyperparameters_and_unsorted_repeated_inputs(
+    data, variance, lengthscale, omega, quality, noise
+):
     n = 16
     base = data.draw(st.lists(st.floats(-5.0, 5.0), min_size=n, max_size=n))
     repeats = data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n))
     Xh = np.asarray(base)[np.asarray(repeats)]  # a permutation with repeats
     yh = np.cos(Xh) + 0.1 * np.arange(n) / n
-    Xt = np.concatenate([Xh[:3], np.asarray(data.draw(st.lists(st.floats(-8.0, 8.0), min_size=3, max_size=3)))])
-    kernel = K.Matern52(variance=variance, lengthscale=lengthscale) + K.SHO(omega=omega, quality=quality)
+    Xt = np.concatenate(
+        [Xh[:3], np.asarray(data.draw(st.lists(st.floats(-8.0, 8.0), min_size=3, max_size=3)))]
+    )
+    kernel = K.Matern52(variance=variance, lengthscale=lengthscale) + K.SHO(
+        omega=omega, quality=quality
+    )
     dense, state = models(kernel, noise=noise)
     a, b = compute(dense, Xh, yh, Xt), compute(state, Xh, yh, Xt)
     np.testing.assert_allclose(b["lml"], a["lml"], rtol=1e-9, atol=1e-9)
-    for g_dense, g_state in zip(jax.tree_util.tree_leaves(a["grad"]), jax.tree_util.tree_leaves(b["grad"])):
-        np.testing.assert_allclose(g_state, g_dense, rtol=1e-6, atol=1e-6 * max(1.0, float(jnp.max(jnp.abs(g_dense)))))
+    for g_dense, g_state in zip(
+        jax.tree_util.tree_leaves(a["grad"]), jax.tree_util.tree_leaves(b["grad"])
+    ):
+        np.testing.assert_allclose(
+            g_state, g_dense, rtol=1e-6, atol=1e-6 * max(1.0, float(jnp.max(jnp.abs(g_dense))))
+        )
     scale = variance + 1.0
     for name in ("mean", "var", "joint_cov", "prior_cov"):
         np.testing.assert_allclose(b[name], a[name], rtol=1e-7, atol=1e-7 * scale, err_msg=name)
@@ -174,7 +199,9 @@ def test_vmap_over_datasets_equals_loop():
     expected = [dense.log_marginal_likelihood(x, y) for x, y in zip(Xs, ys)]
     np.testing.assert_allclose(batched, expected, rtol=1e-9)
     means = jax.vmap(lambda X, y: gp.condition(X, y).predict(XT)[0])(Xs, ys)
-    np.testing.assert_allclose(means[1], dense.condition(Xs[1], ys[1]).predict(XT)[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        means[1], dense.condition(Xs[1], ys[1]).predict(XT)[0], rtol=1e-7, atol=1e-9
+    )
 
 
 def test_fit_reaches_the_dense_optimum():
@@ -185,8 +212,10 @@ def test_fit_reaches_the_dense_optimum():
         results.append(gl.fit(gp, X, Y, num_steps=60))
     dense, state = results
     np.testing.assert_allclose(state.losses, dense.losses, rtol=1e-6)
-    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(dense.model, eqx.is_inexact_array)),
-                    jax.tree_util.tree_leaves(eqx.filter(state.model, eqx.is_inexact_array))):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(eqx.filter(dense.model, eqx.is_inexact_array)),
+        jax.tree_util.tree_leaves(eqx.filter(state.model, eqx.is_inexact_array)),
+    ):
         np.testing.assert_allclose(b, a, rtol=1e-4)
     assert isinstance(state.model.solver, solvers.StateSpace)
 
@@ -215,7 +244,9 @@ def test_samples_have_the_dense_distribution(parallel):
     post_dense = dense.condition(X, Y)(Xt)
     draws = jax.jit(lambda g, key: g.condition(X, Y).sample(key, Xt, num))(state, jax.random.key(1))
     assert draws.shape == (num, Xt.shape[0])
-    _check_moments(np.asarray(draws), np.asarray(post_dense.mean), np.asarray(post_dense.covariance()))
+    _check_moments(
+        np.asarray(draws), np.asarray(post_dense.mean), np.asarray(post_dense.covariance())
+    )
     prior_draws = jax.jit(lambda g, key: g.sample(key, Xt, num))(state, jax.random.key(2))
     _check_moments(np.asarray(prior_draws), np.zeros(Xt.shape[0]), np.asarray(kernel.gram(Xt)))
 
@@ -232,8 +263,11 @@ def test_joint_distribution_type_and_lazy_covariance():
     dense = GP(K.Matern52(), noise=NOISE).condition(X, Y)(Xt)
     y = np.asarray(dense.mean) + 0.01
     np.testing.assert_allclose(post(Xt).log_prob(y), dense.log_prob(y), rtol=1e-6)
-    np.testing.assert_allclose(post.predict(Xt, include_noise=np.full(Xt.shape, 0.1))[1],
-                               np.asarray(dense.variance()) + 0.1, rtol=1e-7)
+    np.testing.assert_allclose(
+        post.predict(Xt, include_noise=np.full(Xt.shape, 0.1))[1],
+        np.asarray(dense.variance()) + 0.1,
+        rtol=1e-7,
+    )
 
 
 def test_jit_of_bound_methods_and_prediction_at_many_points():
@@ -249,11 +283,17 @@ def test_jit_of_bound_methods_and_prediction_at_many_points():
 
 
 # ----------------------------------------------------------------------- errors
-@pytest.mark.parametrize("kernel", [K.RBF(), K.Periodic(), K.Matern32() * K.Linear()], ids=["rbf", "periodic", "linear"])
+@pytest.mark.parametrize(
+    "kernel", [K.RBF(), K.Periodic(), K.Matern32() * K.Linear()], ids=["rbf", "periodic", "linear"]
+)
 def test_unsupported_kernel_raises_type_error_naming_it(kernel):
     gp = GP(kernel, solver=solvers.StateSpace())
     name = "Linear" if isinstance(kernel, K.Product) else type(kernel).__name__
-    for call in (lambda: gp.log_marginal_likelihood(X, Y), lambda: gp.prior(X), lambda: gp.condition(X, Y)):
+    for call in (
+        lambda: gp.log_marginal_likelihood(X, Y),
+        lambda: gp.prior(X),
+        lambda: gp.condition(X, Y),
+    ):
         with pytest.raises(TypeError, match=name):
             call()
 
@@ -273,7 +313,11 @@ def test_several_columns_raise_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="`X`"):
         GP(K.SHO(), solver=solvers.StateSpace()).log_marginal_likelihood(X2, Y)
     post = gp.condition(X, Y)
-    for call in (lambda: post.predict(X2), lambda: post(X2), lambda: post.sample(jax.random.key(0), X2)):
+    for call in (
+        lambda: post.predict(X2),
+        lambda: post(X2),
+        lambda: post.sample(jax.random.key(0), X2),
+    ):
         with pytest.raises(ValueError, match="`Xt`"):
             call()
 
