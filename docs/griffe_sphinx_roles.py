@@ -28,7 +28,9 @@ from typing import Any
 import griffe
 
 ROLE = re.compile(r":(?:py:)?(class|func|meth|mod|data|attr|obj|exc|const):`([^`]+)`")
-TITLE_UNDERLINE = re.compile(r"^(?P<indent>[ \t]*)(?P<title>\S[^\n]*)\n(?P=indent)(?P<bar>[-=~^]{3,})[ \t]*$", re.M)
+TITLE_UNDERLINE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<title>\S[^\n]*)\n(?P=indent)(?P<bar>[-=~^]{3,})[ \t]*$", re.M
+)
 LITERAL_MARKER = re.compile(r"(?<=\S)::[ \t]*$", re.M)
 BARE_LITERAL_MARKER = re.compile(r"^[ \t]*::[ \t]*\n", re.M)
 
@@ -105,9 +107,11 @@ def _rewrite(text: str, root: griffe.Module, context) -> str:
 
     text = ROLE.sub(role, text)
     text = TITLE_UNDERLINE.sub(
-        lambda m: f"{m.group('indent')}**{m.group('title').strip()}**"
-        if len(m.group("bar")) >= len(m.group("title").strip()) - 1
-        else m.group(0),
+        lambda m: (
+            f"{m.group('indent')}**{m.group('title').strip()}**"
+            if len(m.group("bar")) >= len(m.group("title").strip()) - 1
+            else m.group(0)
+        ),
         text,
     )
     text = _fence_literal_blocks(text)

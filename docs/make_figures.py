@@ -38,9 +38,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 import jax  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -64,7 +63,12 @@ KERNELS = [
     ("matern12", "Matern12()", gk.Matern12(), (-3.0, 3.0)),
     ("matern32", "Matern32()", gk.Matern32(), (-3.0, 3.0)),
     ("matern52", "Matern52()", gk.Matern52(), (-3.0, 3.0)),
-    ("rational_quadratic", "RationalQuadratic(alpha=0.5)", gk.RationalQuadratic(alpha=0.5), (-3.0, 3.0)),
+    (
+        "rational_quadratic",
+        "RationalQuadratic(alpha=0.5)",
+        gk.RationalQuadratic(alpha=0.5),
+        (-3.0, 3.0),
+    ),
     ("periodic", "Periodic(period=2.0)", gk.Periodic(period=2.0), (-3.0, 3.0)),
     ("cosine", "Cosine(period=2.0)", gk.Cosine(period=2.0), (-3.0, 3.0)),
     ("linear", "Linear()", gk.Linear(), (-3.0, 3.0)),
@@ -101,7 +105,12 @@ def kernel_figures(out: Path, quick: bool, dpi: int) -> list[Path]:
 
     # The grid: prior samples of every kernel, plus one product.
     panels = KERNELS + [
-        ("", "RBF() * Periodic(period=2.0)", gk.RBF(lengthscale=2.0) * gk.Periodic(period=2.0), (-3.0, 3.0))
+        (
+            "",
+            "RBF() * Periodic(period=2.0)",
+            gk.RBF(lengthscale=2.0) * gk.Periodic(period=2.0),
+            (-3.0, 3.0),
+        )
     ]
     fig, axes = plt.subplots(3, 4, figsize=(11, 6.6), sharex=False)
     for i, (ax, (_, title, kernel, (lo, hi))) in enumerate(zip(axes.flat, panels)):
@@ -120,7 +129,9 @@ def kernel_figures(out: Path, quick: bool, dpi: int) -> list[Path]:
         x = jnp.linspace(lo, hi, n)
         K = kernel.gram(x)
         f = prior_samples(kernel, x, jax.random.key(100 + i), num_samples)
-        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(7.5, 2.6), gridspec_kw={"width_ratios": [1, 1.9]})
+        fig, (ax0, ax1) = plt.subplots(
+            1, 2, figsize=(7.5, 2.6), gridspec_kw={"width_ratios": [1, 1.9]}
+        )
         image = ax0.imshow(K, extent=(lo, hi, hi, lo), cmap="viridis")
         fig.colorbar(image, ax=ax0, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
         ax0.set_title("k(x, x')", fontsize=9)
@@ -147,11 +158,19 @@ def kernel_figures(out: Path, quick: bool, dpi: int) -> list[Path]:
 
     # Algebra: sums and products.
     combos = [
-        ("Linear(variance=0.3) + Periodic(period=2.0)", gk.Linear(variance=0.3) + gk.Periodic(period=2.0)),
-        ("RBF(lengthscale=3.0) * Periodic(period=1.0)", gk.RBF(lengthscale=3.0) * gk.Periodic(period=1.0)),
+        (
+            "Linear(variance=0.3) + Periodic(period=2.0)",
+            gk.Linear(variance=0.3) + gk.Periodic(period=2.0),
+        ),
+        (
+            "RBF(lengthscale=3.0) * Periodic(period=1.0)",
+            gk.RBF(lengthscale=3.0) * gk.Periodic(period=1.0),
+        ),
         ("Linear() * Linear()", gk.Linear() * gk.Linear()),
-        ("RBF(lengthscale=2.0) + 0.1 * Matern12(lengthscale=0.3)",
-         gk.RBF(lengthscale=2.0) + 0.1 * gk.Matern12(lengthscale=0.3)),
+        (
+            "RBF(lengthscale=2.0) + 0.1 * Matern12(lengthscale=0.3)",
+            gk.RBF(lengthscale=2.0) + 0.1 * gk.Matern12(lengthscale=0.3),
+        ),
     ]
     x = jnp.linspace(-4.0, 4.0, n)
     fig, axes = plt.subplots(1, 4, figsize=(13, 2.6))
@@ -227,12 +246,33 @@ def regression_figures(out: Path, quick: bool, dpi: int) -> list[Path]:
     xt = jnp.linspace(-1.0, 11.0, 80 if quick else 400)
     mean, var, var_y, samples = posterior_summary(gp, x, y, xt, jax.random.key(5))
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.fill_between(xt, mean - 2 * jnp.sqrt(var_y), mean + 2 * jnp.sqrt(var_y),
-                    color="#3f51b5", alpha=0.12, lw=0, label="±2σ, new observation y*")
-    ax.fill_between(xt, mean - 2 * jnp.sqrt(var), mean + 2 * jnp.sqrt(var),
-                    color="#3f51b5", alpha=0.28, lw=0, label="±2σ, latent f*")
+    ax.fill_between(
+        xt,
+        mean - 2 * jnp.sqrt(var_y),
+        mean + 2 * jnp.sqrt(var_y),
+        color="#3f51b5",
+        alpha=0.12,
+        lw=0,
+        label="±2σ, new observation y*",
+    )
+    ax.fill_between(
+        xt,
+        mean - 2 * jnp.sqrt(var),
+        mean + 2 * jnp.sqrt(var),
+        color="#3f51b5",
+        alpha=0.28,
+        lw=0,
+        label="±2σ, latent f*",
+    )
     for j in range(3):
-        ax.plot(xt, samples[j], color="#3f51b5", lw=0.7, alpha=0.6, label="posterior samples" if j == 0 else None)
+        ax.plot(
+            xt,
+            samples[j],
+            color="#3f51b5",
+            lw=0.7,
+            alpha=0.6,
+            label="posterior samples" if j == 0 else None,
+        )
     ax.plot(xt, mean, color="#1a237e", lw=1.8, label="posterior mean")
     ax.plot(x, y, "o", ms=3.5, color=DATA_COLOUR, label="data")
     _style(ax)
@@ -278,8 +318,15 @@ def regression_figures(out: Path, quick: bool, dpi: int) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6.5, 3.0))
     ax.plot(jnp.arange(1, steps_adam + 1), adam.losses, color="#ff9800", label="optax.adam(0.05)")
     taken = int(fitted.steps_taken)
-    ax.plot(jnp.arange(1, taken + 1), fitted.losses[:taken], color="#1a237e", lw=2, marker="o", ms=3,
-            label=f"optax.lbfgs() (default; converged after {taken} steps)")
+    ax.plot(
+        jnp.arange(1, taken + 1),
+        fitted.losses[:taken],
+        color="#1a237e",
+        lw=2,
+        marker="o",
+        ms=3,
+        label=f"optax.lbfgs() (default; converged after {taken} steps)",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("-log p(y)  (nats)")
@@ -292,13 +339,17 @@ def regression_figures(out: Path, quick: bool, dpi: int) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the PNGs (default: docs/images)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder for the PNGs (default: docs/images)"
+    )
     parser.add_argument("--quick", action="store_true", help="coarse grids and few steps, for CI")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     dpi = 60 if args.quick else 110
     start = time.perf_counter()
-    paths = kernel_figures(args.out, args.quick, dpi) + regression_figures(args.out, args.quick, dpi)
+    paths = kernel_figures(args.out, args.quick, dpi) + regression_figures(
+        args.out, args.quick, dpi
+    )
     for path in paths:
         print(path)
     print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -71,12 +71,20 @@ PRIORS = {
 }
 
 
-def build_gp(slope_variance, trend_variance, trend_lengthscale, seasonal_variance,
-             seasonal_lengthscale, noise):
+def build_gp(
+    slope_variance,
+    trend_variance,
+    trend_lengthscale,
+    seasonal_variance,
+    seasonal_lengthscale,
+    noise,
+):
     """The rise + trend + yearly-cycle GP for given hyperparameters (the period is one year)."""
     rise = kernels.Linear(variance=slope_variance)
     trend = kernels.RBF(variance=trend_variance, lengthscale=trend_lengthscale)
-    seasonal = kernels.Periodic(variance=seasonal_variance, lengthscale=seasonal_lengthscale, period=1.0)
+    seasonal = kernels.Periodic(
+        variance=seasonal_variance, lengthscale=seasonal_lengthscale, period=1.0
+    )
     return gl.GP(rise + trend + seasonal, noise=noise)
 
 
@@ -188,18 +196,27 @@ def plot(X, y, X_test, y_test, Xt, ml_band, bayes_band, scale, out: str) -> None
             (bayes_band, "tab:blue", "full Bayes (NUTS) ±2σ"),
             (ml_band, "tab:orange", "type-II ML ±2σ"),
         ]:
-            ax.fill_between(years(Xt), to_ppm(mean - 2 * sd), to_ppm(mean + 2 * sd), color=color,
-                            alpha=0.25, lw=0, label=label)
+            ax.fill_between(
+                years(Xt),
+                to_ppm(mean - 2 * sd),
+                to_ppm(mean + 2 * sd),
+                color=color,
+                alpha=0.25,
+                lw=0,
+                label=label,
+            )
             ax.plot(years(Xt), to_ppm(mean), color=color, lw=0.8)
         ax.scatter(years(X), to_ppm(y), s=4, color="black", label="training months", zorder=3)
-        ax.scatter(years(X_test), to_ppm(y_test), s=4, color="tab:red", label="held-out months", zorder=3)
+        ax.scatter(
+            years(X_test), to_ppm(y_test), s=4, color="tab:red", label="held-out months", zorder=3
+        )
         ax.axvline(HOLD_OUT_FROM, color="grey", lw=0.8, ls="--")
         ax.set_xlim(start, stop)
         ax.set_xlabel("year")
     axes[0].set_ylabel("CO$_2$ (ppm)")
     axes[0].set_title("Mauna Loa CO$_2$: linear rise + smooth trend + yearly cycle")
     axes[1].set_title(f"forecast from {HOLD_OUT_FROM:.0f}")
-    in_window = (years(Xt) >= HOLD_OUT_FROM - 3.0)
+    in_window = years(Xt) >= HOLD_OUT_FROM - 3.0
     lo = to_ppm(bayes_band[0] - 3 * bayes_band[1])[in_window].min()
     hi = to_ppm(bayes_band[0] + 3 * bayes_band[1])[in_window].max()
     axes[1].set_ylim(lo, hi)
@@ -211,12 +228,27 @@ def plot(X, y, X_test, y_test, Xt, ml_band, bayes_band, scale, out: str) -> None
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=120, help="training months, drawn at random (default 120)")
-    parser.add_argument("--warmup", type=int, default=300, help="NUTS warm-up steps per chain (default 300)")
-    parser.add_argument("--samples", type=int, default=300, help="NUTS draws per chain (default 300)")
-    parser.add_argument("--chains", type=int, default=2, help="NUTS chains, run in sequence (default 2)")
-    parser.add_argument("--draws", type=int, default=200, help="posterior draws used for the predictive (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subsample and of NUTS (default 0)")
+    parser.add_argument(
+        "--n", type=int, default=120, help="training months, drawn at random (default 120)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=300, help="NUTS warm-up steps per chain (default 300)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=300, help="NUTS draws per chain (default 300)"
+    )
+    parser.add_argument(
+        "--chains", type=int, default=2, help="NUTS chains, run in sequence (default 2)"
+    )
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=200,
+        help="posterior draws used for the predictive (default 200)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the subsample and of NUTS (default 0)"
+    )
     parser.add_argument("--out", default="bayesian.png", help="where to write the plot (PNG)")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (and matplotlib)")
     return parser.parse_args(argv)
@@ -225,21 +257,27 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     X, y, X_test, y_test, scale = load_data(args.n, args.seed)
-    print(f"Mauna Loa CO2: {X.shape[0]} training months before {HOLD_OUT_FROM:.0f}, "
-          f"{X_test.shape[0]} held out; CO2 standardised by {scale[0]:.2f} ± {scale[1]:.2f} ppm")
+    print(
+        f"Mauna Loa CO2: {X.shape[0]} training months before {HOLD_OUT_FROM:.0f}, "
+        f"{X_test.shape[0]} held out; CO2 standardised by {scale[0]:.2f} ± {scale[1]:.2f} ppm"
+    )
 
     start = time.perf_counter()
     ml_model = fit_type2_ml(X, y)
     ml_seconds = time.perf_counter() - start
-    print(f"\ntype-II maximum likelihood ({ml_seconds:.1f} s), "
-          f"log p(y | θ̂) = {float(ml_model.log_marginal_likelihood(X, y)):.2f} nats:")
+    print(
+        f"\ntype-II maximum likelihood ({ml_seconds:.1f} s), "
+        f"log p(y | θ̂) = {float(ml_model.log_marginal_likelihood(X, y)):.2f} nats:"
+    )
     print(gl.summary(ml_model, fixed=fixed_period))
 
     start = time.perf_counter()
     mcmc = run_nuts(X, y, args.warmup, args.samples, args.chains, args.seed)
     nuts_seconds = time.perf_counter() - start
-    print(f"\nNUTS: {args.chains} chain(s) × ({args.warmup} warm-up + {args.samples} draws), "
-          f"{nuts_seconds:.1f} s (compilation included)")
+    print(
+        f"\nNUTS: {args.chains} chain(s) × ({args.warmup} warm-up + {args.samples} draws), "
+        f"{nuts_seconds:.1f} s (compilation included)"
+    )
     mcmc.print_summary()
     draws = mcmc.get_samples()
     num_draws = next(iter(draws.values())).shape[0]
@@ -254,7 +292,9 @@ def main(argv=None):
     print(f"\nheld-out months ({X_test.shape[0]}), standardised units:")
     print(f"  {'':12s}{'log pred. density / point':>28s}{'RMSE':>8s}{'±2σ coverage':>14s}")
     for name, score in scores.items():
-        print(f"  {name:12s}{score['log_predictive']:28.3f}{score['rmse']:8.3f}{score['coverage']:14.2f}")
+        print(
+            f"  {name:12s}{score['log_predictive']:28.3f}{score['rmse']:8.3f}{score['coverage']:14.2f}"
+        )
 
     if not args.no_plot:
         Xt = jnp.linspace(float(X.min()), 2002.5 - ORIGIN, 600)

@@ -69,7 +69,9 @@ def fit_sklearn(X, y):
 def scores(p, y):
     """Accuracy (threshold ½) and mean log loss (nats) of predicted ``P(y = 1)``."""
     p = np.clip(np.asarray(p), 1e-15, 1 - 1e-15)
-    return float(np.mean((p > 0.5) == (y == 1))), float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(np.mean((p > 0.5) == (y == 1))), float(
+        -np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))
+    )
 
 
 def main(argv=None) -> dict:
@@ -82,8 +84,15 @@ def main(argv=None) -> dict:
     _, _, wall_compiled = fit_ours(X_train, y_train, args.steps)  # reuses the compiled loop
     p_ours, _ = model.condition(X_train, y_train).predict_y(X_test)
     accuracy, log_loss = scores(p_ours, y_test)
-    summary = {"ours": {"lml": lml, "accuracy": accuracy, "log_loss": log_loss, "wall_s": wall,
-                        "wall_compiled_s": wall_compiled}}
+    summary = {
+        "ours": {
+            "lml": lml,
+            "accuracy": accuracy,
+            "log_loss": log_loss,
+            "wall_s": wall,
+            "wall_compiled_s": wall_compiled,
+        }
+    }
 
     try:
         gpc, lml_sk, wall_sk = fit_sklearn(X_train, y_train)
@@ -92,19 +101,29 @@ def main(argv=None) -> dict:
         print("scikit-learn is not installed: printing gpjax_lite's results only")
     if gpc is not None:
         accuracy_sk, log_loss_sk = scores(gpc.predict_proba(X_test)[:, 1], y_test)
-        summary["sklearn"] = {"lml": lml_sk, "accuracy": accuracy_sk, "log_loss": log_loss_sk,
-                              "wall_s": wall_sk}
+        summary["sklearn"] = {
+            "lml": lml_sk,
+            "accuracy": accuracy_sk,
+            "log_loss": log_loss_sk,
+            "wall_s": wall_sk,
+        }
 
     print(f"iris, versicolor vs virginica: {len(y_train)} training and {len(y_test)} test flowers")
     print(f"{'':<22}{'lml (nats)':>12}{'accuracy':>10}{'log loss':>10}{'wall time (s)':>15}")
     for name, row in summary.items():
         label = "gpjax_lite LaplaceGP" if name == "ours" else "sklearn GPC"
-        print(f"{label:<22}{row['lml']:>12.4f}{row['accuracy']:>10.3f}{row['log_loss']:>10.4f}"
-              f"{row['wall_s']:>15.3f}")
-    print(f"fitted variance {float(model.kernel.variance):.4f}, "
-          f"lengthscale {float(model.kernel.lengthscale):.4f} (standardised inputs)")
-    print(f"gpjax_lite's wall time includes compiling the fit loop; a second fit with the same "
-          f"shapes reuses it and takes {wall_compiled:.3f} s.")
+        print(
+            f"{label:<22}{row['lml']:>12.4f}{row['accuracy']:>10.3f}{row['log_loss']:>10.4f}"
+            f"{row['wall_s']:>15.3f}"
+        )
+    print(
+        f"fitted variance {float(model.kernel.variance):.4f}, "
+        f"lengthscale {float(model.kernel.lengthscale):.4f} (standardised inputs)"
+    )
+    print(
+        f"gpjax_lite's wall time includes compiling the fit loop; a second fit with the same "
+        f"shapes reuses it and takes {wall_compiled:.3f} s."
+    )
     return summary
 
 

@@ -63,8 +63,12 @@ def posterior_rate(model: gl.LaplaceGP, years, counts, grid):
     mean, var = post.predict(grid)
     sd = np.sqrt(np.asarray(var))
     rate_mean, _ = post.predict_y(grid)
-    return (np.exp(np.asarray(mean)), np.exp(np.asarray(mean) - Z95 * sd),
-            np.exp(np.asarray(mean) + Z95 * sd), np.asarray(rate_mean))
+    return (
+        np.exp(np.asarray(mean)),
+        np.exp(np.asarray(mean) - Z95 * sd),
+        np.exp(np.asarray(mean) + Z95 * sd),
+        np.asarray(rate_mean),
+    )
 
 
 def plot(years, counts, grid, median, lower, upper, out: str) -> None:
@@ -104,10 +108,14 @@ def main(argv=None) -> dict:
     model = result.model
     grid = np.linspace(years[0], years[-1], 400)
     median, lower, upper, mean = posterior_rate(model, years, counts, grid)
-    print(f"log marginal likelihood (Laplace): {-float(result.final_loss):.3f} nats "
-          f"(initial {float(build_model(counts).log_marginal_likelihood(years, counts)):.3f})")
-    print(f"kernel variance {float(model.kernel.variance):.3f}, lengthscale "
-          f"{float(model.kernel.lengthscale):.1f} years, mean log rate {float(model.mean.value):.3f}")
+    print(
+        f"log marginal likelihood (Laplace): {-float(result.final_loss):.3f} nats "
+        f"(initial {float(build_model(counts).log_marginal_likelihood(years, counts)):.3f})"
+    )
+    print(
+        f"kernel variance {float(model.kernel.variance):.3f}, lengthscale "
+        f"{float(model.kernel.lengthscale):.1f} years, mean log rate {float(model.mean.value):.3f}"
+    )
     for year in (1860, 1890, 1920, 1950):
         i = int(np.argmin(np.abs(grid - year)))
         print(f"rate in {year}: {median[i]:.2f} per year (95 % band {lower[i]:.2f}–{upper[i]:.2f})")
@@ -115,8 +123,14 @@ def main(argv=None) -> dict:
     if not args.no_plot:
         plot(years, counts, grid, median, lower, upper, args.out)
         print(f"plot written to {args.out}")
-    return {"result": result, "grid": grid, "median": median, "lower": lower, "upper": upper,
-            "mean": mean}
+    return {
+        "result": result,
+        "grid": grid,
+        "median": median,
+        "lower": lower,
+        "upper": upper,
+        "mean": mean,
+    }
 
 
 if __name__ == "__main__":

@@ -64,11 +64,15 @@ def main():
         Z,
         noise=0.1,
     )
-    print(f"n = {args.n:,}  d = 3  m = {args.num_inducing}  batch = {args.batch_size}  "
-          f"steps = {args.steps}")
+    print(
+        f"n = {args.n:,}  d = 3  m = {args.num_inducing}  batch = {args.batch_size}  "
+        f"steps = {args.steps}"
+    )
     t1 = time.perf_counter()
     result = sparse.fit_svgp(
-        model, X, y,
+        model,
+        X,
+        y,
         batch_size=args.batch_size,
         num_steps=args.steps,
         optimizer=optax.adam(0.02),
@@ -87,15 +91,23 @@ def main():
     z2 = np.mean((y_test - mean) ** 2 / var)
     nlpd = np.mean(0.5 * np.log(2 * np.pi * var) + 0.5 * (y_test - mean) ** 2 / var)
     print(f"k-means init of Z     {t1 - t0:7.2f} s")
-    print(f"fit_svgp (compile + {args.steps} steps) {t2 - t1:7.2f} s  "
-          f"({1e3 * (t2 - t1) / args.steps:.1f} ms/step incl. compile)")
+    print(
+        f"fit_svgp (compile + {args.steps} steps) {t2 - t1:7.2f} s  "
+        f"({1e3 * (t2 - t1) / args.steps:.1f} ms/step incl. compile)"
+    )
     print(f"predict 10 000 points {t3 - t2:7.2f} s")
-    print(f"-ELBO/n: first step {float(result.losses[0]) / args.n:.3f}, "
-          f"last 100 steps {float(np.mean(result.losses[-100:])) / args.n:.3f} nats")
-    print(f"learnt noise std {float(np.sqrt(fitted.noise)):.4f} (true {NOISE_STD}), "
-          f"lengthscales {np.round(np.asarray(fitted.kernel.lengthscale), 3)}")
-    print(f"test RMSE vs f {rmse_f:.4f} | vs noisy y {rmse_y:.4f} (floor {NOISE_STD}) | "
-          f"NLPD {nlpd:.3f} | mean z² {z2:.3f}")
+    print(
+        f"-ELBO/n: first step {float(result.losses[0]) / args.n:.3f}, "
+        f"last 100 steps {float(np.mean(result.losses[-100:])) / args.n:.3f} nats"
+    )
+    print(
+        f"learnt noise std {float(np.sqrt(fitted.noise)):.4f} (true {NOISE_STD}), "
+        f"lengthscales {np.round(np.asarray(fitted.kernel.lengthscale), 3)}"
+    )
+    print(
+        f"test RMSE vs f {rmse_f:.4f} | vs noisy y {rmse_y:.4f} (floor {NOISE_STD}) | "
+        f"NLPD {nlpd:.3f} | mean z² {z2:.3f}"
+    )
 
 
 if __name__ == "__main__":

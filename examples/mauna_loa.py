@@ -127,7 +127,13 @@ def plot(model, X, y, out: str) -> None:
     ax.scatter(X, y, s=3, color="black", label="monthly mean CO$_2$ (Mauna Loa)", zorder=3)
     ax.plot(Xt, mean, color="tab:blue", lw=1, label="posterior mean")
     ax.fill_between(
-        Xt, mean - 2 * std, mean + 2 * std, color="tab:blue", alpha=0.3, lw=0, label="±2σ (new observation)"
+        Xt,
+        mean - 2 * std,
+        mean + 2 * std,
+        color="tab:blue",
+        alpha=0.3,
+        lw=0,
+        label="±2σ (new observation)",
     )
     ax.axvline(X.max(), color="grey", lw=0.8, ls="--")
     ax.set_xlabel("year")
@@ -143,7 +149,10 @@ def plot(model, X, y, out: str) -> None:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--steps", type=int, default=500, help="most L-BFGS steps (default 500; it stops when converged)"
+        "--steps",
+        type=int,
+        default=500,
+        help="most L-BFGS steps (default 500; it stops when converged)",
     )
     parser.add_argument("--out", default="mauna_loa.png", help="where to write the plot (PNG)")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (and matplotlib)")
@@ -161,7 +170,9 @@ def main(argv=None):
     model = result.model
     mll = -float(result.final_loss)
 
-    print(f"Mauna Loa CO2: n = {X.shape[0]} monthly means, {float(X.min()):.2f}–{float(X.max()):.2f}")
+    print(
+        f"Mauna Loa CO2: n = {X.shape[0]} monthly means, {float(X.min()):.2f}–{float(X.max()):.2f}"
+    )
     print(f"backend: {jax.default_backend()}, float64: {jax.config.jax_enable_x64}")
     print("fitted hyperparameters:")
     print(textwrap.indent(gl.summary(model, fixed=fixed), "  "))
@@ -171,7 +182,11 @@ def main(argv=None):
     print(f"log marginal likelihood: {initial_mll:.3f} (initial) -> {mll:.3f} (fitted) nats")
     print(
         f"L-BFGS steps: {int(result.steps_taken)} of at most {args.steps}"
-        + (f"; non-finite at step {int(result.nonfinite_step)}" if int(result.nonfinite_step) >= 0 else "")
+        + (
+            f"; non-finite at step {int(result.nonfinite_step)}"
+            if int(result.nonfinite_step) >= 0
+            else ""
+        )
     )
     print(
         f"wall time: compile {compile_seconds:.2f} s (jax.jit(fit).lower().compile(): tracing + XLA), "

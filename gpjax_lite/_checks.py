@@ -50,7 +50,11 @@ def real_values(name: str, value) -> np.ndarray:
     except (TypeError, ValueError):  # ragged sequences, unconvertible objects
         values = None
     if values is None or values.dtype.kind not in "iuf":
-        got = values.dtype if values is not None and values.dtype.kind != "O" else type(value).__name__
+        got = (
+            values.dtype
+            if values is not None and values.dtype.kind != "O"
+            else type(value).__name__
+        )
         raise TypeError(f"`{name}` must be a real number or an array of real numbers, got {got}.")
     return values
 
@@ -110,7 +114,9 @@ def as_point(name: str, x) -> jax.Array:
     if x.ndim == 0:
         x = x[None]
     elif x.ndim != 1 or x.shape[0] == 0:
-        raise ValueError(f"`{name}` must be a scalar or a point of shape (d,), got shape {x.shape}.")
+        raise ValueError(
+            f"`{name}` must be a scalar or a point of shape (d,), got shape {x.shape}."
+        )
     return x
 
 
@@ -132,7 +138,9 @@ def check_kernel_and_mean(kernel, mean) -> None:
     from .kernels.base import Kernel  # here, not at the top: kernels import this module
 
     if not isinstance(kernel, Kernel):
-        raise TypeError(f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(kernel).__name__}.")
+        raise TypeError(
+            f"`kernel` must be a gpjax_lite.kernels.Kernel, got {type(kernel).__name__}."
+        )
     if not callable(mean):
         raise TypeError(f"`mean` must be callable on one point, got {type(mean).__name__}.")
 
@@ -188,7 +196,9 @@ def check_jitter(jitter) -> None:
     """
     if jitter is None:
         return
-    if isinstance(jitter, (bool, np.bool_)) or not isinstance(jitter, (int, float, np.floating, np.integer)):
+    if isinstance(jitter, (bool, np.bool_)) or not isinstance(
+        jitter, (int, float, np.floating, np.integer)
+    ):
         raise TypeError(f"`jitter` must be None or a real number, got {jitter!r}.")
     if not (np.isfinite(jitter) and jitter >= 0):
         raise ValueError(f"`jitter` must be non-negative and finite, got {jitter!r}.")
@@ -197,8 +207,9 @@ def check_jitter(jitter) -> None:
 def as_real_array(name: str, value) -> jax.Array:
     """``value`` as a real floating-point JAX array; ``TypeError`` naming ``name`` otherwise.
 
-    Integers become the default float type; complex, boolean, string and object
-    values (and ragged lists) are rejected, so nothing non-numeric reaches JAX.
+    Integers and booleans (class labels, say) become the default float type;
+    complex, string and object values (and ragged lists) are rejected, so
+    nothing non-numeric reaches JAX.
     """
     if isinstance(value, jax.core.Tracer):
         array = value
@@ -210,9 +221,9 @@ def as_real_array(name: str, value) -> jax.Array:
                 f"`{name}` must be a real numeric array, got {type(value).__name__} ({error})."
             ) from error
     dtype = array.dtype
-    if jnp.issubdtype(dtype, jnp.complexfloating) or jnp.issubdtype(dtype, jnp.bool_):
+    if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"`{name}` must be real-valued, got dtype {dtype}.")
-    if not jnp.issubdtype(dtype, jnp.number):
+    if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)):
         raise TypeError(f"`{name}` must be a real numeric array, got dtype {dtype}.")
     if not jnp.issubdtype(dtype, jnp.floating):
         array = array.astype(jnp.result_type(float))
@@ -224,12 +235,17 @@ def model_inputs(model, X, name: str = "X") -> jax.Array:
 
     the model's hyperparameters (values set around the constructor included,
     see :func:`gpjax_lite.parameters.check_hyperparameters`), then ``X`` as an
-    ``(n, d)`` array (:func:`as_inputs`), then ``d`` against the kernel.
+    ``(n, d)`` array (:func:`as_inputs`), then the model's solver, if it has
+    one (its errors name ``X``: the state-space solver takes one column), then
+    ``d`` against the kernel.
     """
     from .parameters import check_hyperparameters  # here: parameters imports this module
 
     check_hyperparameters(model)
     X = as_inputs(name, X)
+    solver = getattr(model, "solver", None)
+    if solver is not None:
+        solver.check_inputs(model.kernel, X, name)
     model.kernel.check_input_dim(X.shape[1])
     return X
 

@@ -31,8 +31,7 @@ try:
     from numpyro.distributions import constraints
 except ImportError as error:  # pragma: no cover - exercised by hiding numpyro
     raise ImportError(
-        "`GP.numpyro_dist` needs numpyro, an optional dependency: "
-        "pip install 'gpjax_lite[numpyro]'"
+        "`GP.numpyro_dist` needs numpyro, an optional dependency: pip install 'gpjax_lite[numpyro]'"
     ) from error
 
 
@@ -95,4 +94,3 @@ class GPMarginal(dist.Distribution):
         noise = jnp.broadcast_to(self.model.noise, (self.X.shape[0],))
         diag = self.model.kernel.diag(self.X)
         return diag + noise.astype(diag.dtype)
-

@@ -1,6 +1,7 @@
 """Small real data sets bundled with ``gpjax_lite``.
 
-* :func:`load_co2` — regression (below);
+* :func:`load_co2` — regression (below), and :func:`load_co2_weekly`, the
+  weekly series behind it (2225 points, for the ``O(n)`` state-space solver);
 * :func:`load_coal_mining_disasters` — yearly counts of British coal-mining
   disasters, 1851–1962 (a Poisson example);
 * :func:`load_iris_binary` — Fisher's iris measurements, versicolor against
@@ -29,7 +30,7 @@ from importlib.resources import files
 
 import numpy as np
 
-__all__ = ["load_co2", "load_coal_mining_disasters", "load_iris_binary"]
+__all__ = ["load_co2", "load_co2_weekly", "load_coal_mining_disasters", "load_iris_binary"]
 
 
 def load_co2() -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +106,9 @@ def load_coal_mining_disasters() -> tuple[np.ndarray, np.ndarray]:
     """
     dates = _read_csv("coal_disasters.csv", dtype=np.float64)
     years = np.arange(1851, 1963, dtype=np.float64)
-    counts = np.array([np.count_nonzero(np.floor(dates) == year) for year in years],
-                      dtype=np.float64)
+    counts = np.array(
+        [np.count_nonzero(np.floor(dates) == year) for year in years], dtype=np.float64
+    )
     return years, counts
 
 
@@ -133,3 +135,33 @@ def load_iris_binary() -> tuple[np.ndarray, np.ndarray]:
     X = np.array([[float(v) for v in row[:4]] for row in keep], dtype=np.float64)
     y = np.array([row[4] == "virginica" for row in keep], dtype=np.float64)
     return X, y
+
+
+def load_co2_weekly() -> tuple[np.ndarray, np.ndarray]:
+    """Weekly atmospheric CO2 at Mauna Loa, 29 March 1958 – 29 December 2001.
+
+    The weekly series behind :func:`load_co2`, without the monthly averaging:
+    each point is one week's average of continuous in-situ measurements at
+    Mauna Loa Observatory, Hawaii (Scripps Institution of Oceanography CO2
+    programme; Keeling & Whorf 2004, CDIAC), as bundled with
+    ``statsmodels.datasets.co2`` (public domain). Long enough (2225 points)
+    that the dense solver's ``O(n³)`` starts to cost, and one input column:
+    the use case of :class:`gpjax_lite.solvers.StateSpace`.
+
+    * **Units**: ``X`` is time in decimal years (the middle of the sample day,
+      ``year + (day_of_year - 0.5) / days_in_year``); ``y`` is the CO2 mole
+      fraction in dry air, ppm, with one decimal.
+    * **Gaps**: the 59 weeks that statsmodels marks missing are dropped (no
+      NaNs), so ``X`` is strictly increasing with steps of one week except at
+      the gaps (the longest, mid-1958 and early 1964, last a few months).
+    * **Source / licence**: see ``gpjax_lite/data/README.md``
+      (``co2_weekly.csv``), with the SHA-256 and the script that regenerates it.
+
+    Returns:
+        ``(X, y)``: ``float64`` arrays of shape ``(2225,)``, decimal years and
+        ppm. Fresh arrays on every call.
+    """
+    resource = files("gpjax_lite") / "data" / "co2_weekly.csv"
+    with resource.open("r", encoding="utf-8") as f:
+        data = np.loadtxt(f, delimiter=",", skiprows=1, usecols=(1, 2), dtype=np.float64, ndmin=2)
+    return np.ascontiguousarray(data[:, 0]), np.ascontiguousarray(data[:, 1])

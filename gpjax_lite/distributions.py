@@ -10,9 +10,20 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real, UInt32
 
-from ._module import Module
 from ._checks import as_real_array, check_finite, check_jitter
+from ._module import Module
 from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, raise_if_not_finite
+
+
+def check_num_samples(num_samples) -> int:
+    """``num_samples`` as a Python ``int``; ``ValueError`` unless it is a positive integer."""
+    if (
+        not isinstance(num_samples, numbers.Integral)
+        or isinstance(num_samples, (bool, np.bool_))
+        or num_samples < 1
+    ):
+        raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
+    return int(num_samples)
 
 
 class MultivariateNormal(Module):
@@ -28,6 +39,12 @@ class MultivariateNormal(Module):
             ``mean(diag covariance)``). A GP posterior passes its prior's scale,
             since the round-off in its covariance is relative to that.
 
+    A subclass with a structured covariance (the state-space solver's, say)
+    may leave ``covariance_matrix`` as ``None`` and form it in
+    :meth:`covariance` only when asked; every method here reads the
+    covariance through :meth:`covariance`, and the subclass overrides the
+    ones it can do without it (:meth:`variance`, :meth:`sample`).
+
     Raises:
         TypeError: if ``mean`` or ``covariance_matrix`` is not a real numeric
             array (lists and integers are converted), or ``jitter`` is not a number.
@@ -37,22 +54,27 @@ class MultivariateNormal(Module):
     """
 
     mean: Float[Array, " n"] = eqx.field(converter=lambda v: as_real_array("mean", v))
-    covariance_matrix: Float[Array, "n n"] = eqx.field(
-        converter=lambda v: as_real_array("covariance_matrix", v)
+    covariance_matrix: Float[Array, "n n"] | None = eqx.field(
+        converter=lambda v: None if v is None else as_real_array("covariance_matrix", v)
     )
     jitter: float | int | np.floating | np.integer | None = eqx.field(default=None, static=True)
     jitter_scale: Real[ArrayLike, ""] | None = None
 
     def __check_init__(self):
         n = jnp.shape(self.mean)
-        if len(n) != 1 or jnp.shape(self.covariance_matrix) != (n[0], n[0]):
+        lazy = (
+            self.covariance_matrix is None
+            and type(self).covariance is not MultivariateNormal.covariance
+        )
+        if len(n) != 1 or (not lazy and jnp.shape(self.covariance_matrix) != (n[0], n[0])):
             raise ValueError(
                 "`mean` must be (n,) and `covariance_matrix` (n, n); got shapes "
                 f"{jnp.shape(self.mean)} and {jnp.shape(self.covariance_matrix)}."
             )
         # Otherwise NaN surfaces later as a misleading CholeskyError.
         check_finite("mean", self.mean)
-        check_finite("covariance_matrix", self.covariance_matrix)
+        if self.covariance_matrix is not None:
+            check_finite("covariance_matrix", self.covariance_matrix)
         check_jitter(self.jitter)
 
     def covariance(self) -> Float[Array, "n n"]:
@@ -61,7 +83,7 @@ class MultivariateNormal(Module):
 
     def variance(self) -> Float[Array, " n"]:
         """The marginal variances, ``diag(covariance)``, shape ``(n,)``."""
-        return jnp.diagonal(self.covariance_matrix)
+        return jnp.diagonal(self.covariance())
 
     def stddev(self) -> Float[Array, " n"]:
         """The marginal standard deviations, shape ``(n,)``."""
@@ -84,14 +106,8 @@ class MultivariateNormal(Module):
             CholeskyError: (eager code only) if the covariance plus jitter is
                 not positive definite.
         """
-        if (
-            not isinstance(num_samples, numbers.Integral)
-            or isinstance(num_samples, (bool, np.bool_))
-            or num_samples < 1
-        ):
-            raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
-        num_samples = int(num_samples)
-        C = self.covariance_matrix
+        num_samples = check_num_samples(num_samples)
+        C = self.covariance()
         if self.jitter_scale is None:
             C = add_jitter(C, self.jitter)
         else:
@@ -120,6 +136,6 @@ class MultivariateNormal(Module):
         if y.shape != self.mean.shape:
             raise ValueError(f"`y` must have shape {self.mean.shape}, got {y.shape}.")
         check_finite("y", y)
-        value = gaussian_log_density(self.covariance_matrix, y - self.mean)
+        value = gaussian_log_density(self.covariance(), y - self.mean)
         raise_if_not_finite(value, "the covariance matrix")
         return value

@@ -204,7 +204,8 @@ def fit(
             ``fixed`` that does not select parts of the model (or selects all
             of it), or an ``objective`` / ``log_prior`` that does not return a
             scalar.
-        TypeError: for an ``optimizer`` that is not an optax
+        TypeError: for a ``num_steps`` or ``num_restarts`` that is not an int,
+            an ``optimizer`` that is not an optax
             ``GradientTransformation``, an ``objective`` or ``log_prior`` that
             is not callable, or a ``progress`` that is not a bool.
     """
@@ -219,12 +220,17 @@ def fit(
         # would give a finite, wrong loss. Check its support here, eagerly.
         y = likelihood.check_targets(y)
     num_steps = check_loop_arguments(
-        optimizer=optimizer, num_steps=num_steps, progress=progress,
-        objective=objective, log_prior=log_prior,
+        optimizer=optimizer,
+        num_steps=num_steps,
+        progress=progress,
+        objective=objective,
+        log_prior=log_prior,
     )
     num_restarts = _positive_int("num_restarts", num_restarts)
     if num_restarts > 1 and key is None:
-        raise ValueError("`key` is required when `num_restarts > 1` (it draws the starting points).")
+        raise ValueError(
+            "`key` is required when `num_restarts > 1` (it draws the starting points)."
+        )
 
     params, static, initial, mask = split_trainable(model, fixed, X.dtype)
     starts = _starting_points(params, num_restarts, key)
@@ -235,8 +241,18 @@ def fit(
     # are raised while this call is traced, before anything is compiled; a
     # second call with the same shapes reuses the program without tracing.
     result = minimise(
-        loss, starts, initial, static, mask, (X, y), None, optimizer, num_steps,
-        jnp.asarray(progress), stochastic=False, name="fit",
+        loss,
+        starts,
+        initial,
+        static,
+        mask,
+        (X, y),
+        None,
+        optimizer,
+        num_steps,
+        jnp.asarray(progress),
+        stochastic=False,
+        name="fit",
         label=_loss_label(objective, log_prior),
     )
     warn_about_run("fit", result, stochastic=False)
@@ -281,16 +297,15 @@ def _loss_label(objective, log_prior) -> str:
 
 
 # --------------------------------------------------------------------------- arguments
-def check_loop_arguments(
-    *, optimizer, num_steps, progress, objective=None, log_prior=None
-) -> int:
+def check_loop_arguments(*, optimizer, num_steps, progress, objective=None, log_prior=None) -> int:
     """The checks of every argument the fit loop takes, shared by ``fit`` and ``fit_svgp``.
 
     Returns ``num_steps`` as an int.
 
     Raises:
-        ValueError: ``num_steps`` is not a positive int.
-        TypeError: ``optimizer`` is not an optax ``GradientTransformation``,
+        ValueError: ``num_steps < 1``.
+        TypeError: ``num_steps`` is not an int, ``optimizer`` is not an optax
+            ``GradientTransformation``,
             ``progress`` is not a bool, ``objective`` or ``log_prior`` (when
             given) is not callable.
     """
@@ -338,7 +353,11 @@ def split_trainable(model, fixed, dtype):
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    """``value`` as an int: ``TypeError`` for a wrong type (a float, a bool),
+    ``ValueError`` for a wrong value (``< 1``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
+    if value < 1:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
     return int(value)
 
@@ -498,7 +517,11 @@ class _Loop(eqx.Module):
         value, grad = self._value_and_grad(params, opt_state, key)
         finite = jnp.isfinite(value) & _all_finite(grad)
         updates, new_state = self.optimizer.update(
-            grad, opt_state, params, value=value, grad=grad,
+            grad,
+            opt_state,
+            params,
+            value=value,
+            grad=grad,
             value_fn=lambda p: self.loss(p, key),
         )
         new_params = optax.apply_updates(params, updates)
@@ -644,8 +667,20 @@ class _Loop(eqx.Module):
 
 @eqx.filter_jit
 def minimise(
-    loss, starts, initial, static, mask, data, key, optimizer, num_steps, progress, *,
-    stochastic: bool, name: str, label: str,
+    loss,
+    starts,
+    initial,
+    static,
+    mask,
+    data,
+    key,
+    optimizer,
+    num_steps,
+    progress,
+    *,
+    stochastic: bool,
+    name: str,
+    label: str,
 ) -> FitResult:
     """Minimise ``loss(model, data, key)`` from every start; return a :class:`FitResult`.
 
@@ -681,7 +716,10 @@ def minimise(
             optimizer,
             jax.tree_util.tree_map(lambda leaf: leaf[0], starts),
             None if keys is None else keys[0],
-            num_steps=num_steps, stochastic=stochastic, sequential=sequential, report=report,
+            num_steps=num_steps,
+            stochastic=stochastic,
+            sequential=sequential,
+            report=report,
         )
         state, (params, final_losses, last_losses, losses) = loop.run(starts, keys, progress)
         # NaN never wins: rank non-finite final losses last.
@@ -695,8 +733,13 @@ def minimise(
             lambda new, old: _like_initial(jnp.where(unchanged, old, new), old), trainable, initial
         )
         return (
-            trainable, losses[best], final_losses[best], state.nonfinite_step[best], final_losses,
-            state.steps_taken[best], last_losses[best],
+            trainable,
+            losses[best],
+            final_losses[best],
+            state.nonfinite_step[best],
+            final_losses,
+            state.steps_taken[best],
+            last_losses[best],
         )
 
     if sequential:
@@ -760,6 +803,8 @@ def _all_finite(tree) -> jax.Array:
 def _print_progress(t, value, num_running, due, *, name, label, num_steps, num_starts):
     if not bool(due):
         return
-    starts = f"  (best of {num_starts} starts, {int(num_running)} running)" if num_starts > 1 else ""
+    starts = (
+        f"  (best of {num_starts} starts, {int(num_running)} running)" if num_starts > 1 else ""
+    )
     line = f"{name}: step {int(t) + 1:>5}/{num_steps}  {label} {float(value):.6g}{starts}"
     print(line, flush=True)

@@ -162,8 +162,13 @@ def _newton(K, m, y, likelihood):
         stuck = ~accepted & (halvings + 1 >= MAX_HALVINGS)
         keep = lambda new, old: jnp.where(accepted, new, old)
         return (
-            keep(candidate, a), keep(f_new, f), keep(psi_new, psi), keep(noise_new, noise),
-            candidate, jnp.where(accepted, 0, halvings + 1), converged | stuck,
+            keep(candidate, a),
+            keep(f_new, f),
+            keep(psi_new, psi),
+            keep(noise_new, noise),
+            candidate,
+            jnp.where(accepted, 0, halvings + 1),
+            converged | stuck,
             steps + (halvings == 0),
         )
 
@@ -201,8 +206,9 @@ def _mode_jvp(primals, tangents):
     return (f, a), (df, da)
 
 
-def posterior_mode(K: Float[Array, "n n"], m: Float[Array, " n"], y: Float[Array, " n"],
-                   likelihood: Likelihood) -> Float[Array, " n"]:
+def posterior_mode(
+    K: Float[Array, "n n"], m: Float[Array, " n"], y: Float[Array, " n"], likelihood: Likelihood
+) -> Float[Array, " n"]:
     """The Laplace mode ``f̂ = argmax_f log p(y | f) - ½ (f - m)ᵀ K⁻¹ (f - m)``, ``(n,)``.
 
     Newton's method with step halving (R&W 2006, Algorithm 3.1; see the module
@@ -288,8 +294,9 @@ class LaplaceGP(Module):
     def prior(self, X) -> MultivariateNormal:
         """The prior of the latent function at ``X``: ``N(m(X), k(X, X))``, ``n`` values."""
         X = self._inputs(X)
-        return MultivariateNormal(evaluate_mean(self.mean, X), self.kernel.gram(X),
-                                  jitter=self.jitter)
+        return MultivariateNormal(
+            evaluate_mean(self.mean, X), self.kernel.gram(X), jitter=self.jitter
+        )
 
     def sample(self, key: PRNGKeyArray, X, num_samples: int = 1) -> Float[Array, "s n"]:
         """Joint prior draws of the latent function at ``X``, ``(num_samples, n)``."""
@@ -355,8 +362,7 @@ def _condition(model, X, y):
     K, m = model.kernel.gram(X), evaluate_mean(model.mean, X)
     f, a = _mode(K, m, y, model.likelihood)
     _, sqrt_W, L = _newton_pieces(K, m, y, model.likelihood, f)
-    return LaplacePosterior(model=model, X=X, mode=f, gradient=a, sqrt_W=sqrt_W,
-                            cholesky_factor=L)
+    return LaplacePosterior(model=model, X=X, mode=f, gradient=a, sqrt_W=sqrt_W, cholesky_factor=L)
 
 
 class LaplacePosterior(AbstractPosterior):

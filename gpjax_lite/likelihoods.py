@@ -167,7 +167,9 @@ class Likelihood(Module):
         y = self.check_targets(y)
         f = jnp.asarray(f)
         if f.ndim != 0 and f.shape != y.shape:
-            raise ValueError(f"`f` has shape {f.shape} but `y` has shape {y.shape}: they must agree.")
+            raise ValueError(
+                f"`f` has shape {f.shape} but `y` has shape {y.shape}: they must agree."
+            )
         return self._log_prob(f, y)
 
     def expected_log_prob(self, y, mean, variance) -> Float[Array, " n"]:
@@ -332,7 +334,9 @@ class StudentT(Likelihood):
         """``mean`` and ``variance + scale²·ν/(ν - 2)``; infinite variance for ``ν ≤ 2``."""
         mean, variance = jnp.asarray(mean), jnp.asarray(variance)
         nu = self.df
-        noise = jnp.where(nu > 2.0, self.scale**2 * nu / jnp.where(nu > 2.0, nu - 2.0, 1.0), jnp.inf)
+        noise = jnp.where(
+            nu > 2.0, self.scale**2 * nu / jnp.where(nu > 2.0, nu - 2.0, 1.0), jnp.inf
+        )
         return mean, variance + noise
 
 
@@ -370,7 +374,10 @@ class Gaussian(Likelihood):
 
     def expected_log_prob(self, y, mean, variance):
         """Closed form: ``-½ log(2π noise) - ((y - mean)² + variance)/(2 noise)``."""
-        return -0.5 * (_LOG_2PI + jnp.log(self.noise)) - 0.5 * ((y - mean) ** 2 + variance) / self.noise
+        return (
+            -0.5 * (_LOG_2PI + jnp.log(self.noise))
+            - 0.5 * ((y - mean) ** 2 + variance) / self.noise
+        )
 
     def predict(self, mean, variance):
         """``mean`` and ``variance + noise``."""

@@ -131,7 +131,9 @@ def _log_density_from_factor(L, r):
 def _log_density_value(L, w):
     """``log N(r | 0, L Lᵀ)`` from the factor and the whitened residual ``w = L⁻¹ r``."""
     n = w.shape[-1]
-    return -0.5 * jnp.dot(w, w) - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * math.log(2 * math.pi)
+    return (
+        -0.5 * jnp.dot(w, w) - jnp.sum(jnp.log(jnp.diagonal(L))) - 0.5 * n * math.log(2 * math.pi)
+    )
 
 
 #: Below this size :func:`_inverse_from_factor` inverts the factor in one

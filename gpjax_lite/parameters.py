@@ -155,7 +155,9 @@ def _field(constraint, default, shape, kwargs) -> Any:
     return eqx.field(default=default, converter=_keep_or_convert, metadata=metadata, **kwargs)
 
 
-def positive_field(default: Any = dataclasses.MISSING, *, shape: str | None = None, **kwargs) -> Any:
+def positive_field(
+    default: Any = dataclasses.MISSING, *, shape: str | None = None, **kwargs
+) -> Any:
     """A module field holding a positive hyperparameter (log-transformed by ``fit``).
 
     Use it in a :class:`gpjax_lite.kernels.Kernel` (or any subclass of the
@@ -397,11 +399,16 @@ def trainable_mask(model, fixed: Callable[[Any], Any] | None = None):
             ``model`` to hold fixed, as for ``equinox.tree_at``.
 
     Raises:
+        TypeError: if ``fixed`` is neither ``None`` nor a function.
         ValueError: if ``fixed`` does not select parts of ``model``.
     """
     mask = jax.tree_util.tree_map(eqx.is_inexact_array, model)
     if fixed is None:
         return mask
+    if not callable(fixed):
+        raise TypeError(
+            f"`fixed` must be None or a function selecting hyperparameters, got {type(fixed).__name__}."
+        )
     try:
         return eqx.tree_at(
             fixed, mask, replace_fn=lambda node: jax.tree_util.tree_map(lambda _: False, node)

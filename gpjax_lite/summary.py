@@ -77,7 +77,9 @@ def summary(model: Any, fixed: Callable[[Any], Any] | None = None) -> str:
             is a tracer (inside ``jit``).
     """
     if not isinstance(model, eqx.Module):
-        raise TypeError(f"`model` must be an equinox.Module (a GP, a kernel, …), got {type(model).__name__}.")
+        raise TypeError(
+            f"`model` must be an equinox.Module (a GP, a kernel, …), got {type(model).__name__}."
+        )
     if fixed is not None and not callable(fixed):
         raise TypeError(
             f"`fixed` must be None or a function selecting hyperparameters, got {type(fixed).__name__}."
@@ -129,6 +131,8 @@ def format_value(value: np.ndarray) -> str:
 
 def _format_table(rows) -> str:
     widths = [max(len(row[j]) for row in rows) for j in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)

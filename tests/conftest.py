@@ -51,6 +51,17 @@ def on_gpu() -> bool:
     return jax.default_backend() != "cpu"
 
 
+def naming(name: str) -> str:
+    """A ``match=`` regex for an error naming the argument ``name``.
+
+    The library's own message names it in backticks (`` `name` ``); under jaxtyping's
+    runtime checker (the suite's default) an annotation may reject a wrong type first,
+    with a ``TypeCheckError`` (a ``TypeError``) saying "parameter 'name'". Tests import
+    it with ``from conftest import naming``.
+    """
+    return rf"`{name}`|parameter '{name}'"
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("gpu") is not None and not on_gpu():
         pytest.skip("needs an accelerator: JAX sees only a CPU")

@@ -28,8 +28,16 @@ def test_median_odd_and_even():
 
 def test_ratio_is_none_unless_both_positive_finite():
     assert ratio(3.0, 1.5) == 2.0
-    for a, b in [(1.0, 0.0), (0.0, 1.0), (None, 1.0), (1.0, None), (float("nan"), 1.0), (1.0, float("inf")),
-                 (-1.0, 1.0), (True, 1.0)]:
+    for a, b in [
+        (1.0, 0.0),
+        (0.0, 1.0),
+        (None, 1.0),
+        (1.0, None),
+        (float("nan"), 1.0),
+        (1.0, float("inf")),
+        (-1.0, 1.0),
+        (True, 1.0),
+    ]:
         assert ratio(a, b) is None
 
 
@@ -54,13 +62,39 @@ def test_measure_counts_calls_and_respects_single_threshold():
 
 def test_add_ratios_within_groups():
     rows = [
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": OURS, "status": "ok",
-         "time_s": 2.0, "floor_s": 1.0},
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": "peer", "status": "ok",
-         "time_s": 6.0, "floor_s": 1.0},
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 20}, "impl": "peer", "status": "ok",
-         "time_s": 6.0},
-        {"case": "mll_grad", "dtype": "float64", "params": {"n": 10}, "impl": "other", "status": "error"},
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 10},
+            "impl": OURS,
+            "status": "ok",
+            "time_s": 2.0,
+            "floor_s": 1.0,
+        },
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 10},
+            "impl": "peer",
+            "status": "ok",
+            "time_s": 6.0,
+            "floor_s": 1.0,
+        },
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 20},
+            "impl": "peer",
+            "status": "ok",
+            "time_s": 6.0,
+        },
+        {
+            "case": "mll_grad",
+            "dtype": "float64",
+            "params": {"n": 10},
+            "impl": "other",
+            "status": "error",
+        },
     ]
     add_ratios(rows)
     assert rows[0]["ratio_to_ours"] == 1.0 and rows[0]["ratio_to_floor"] == 2.0
@@ -73,8 +107,22 @@ def test_add_ratios_within_groups():
 def _run_smoke(tmp_path, cases, dtype="float64"):
     env = dict(os.environ)
     env.setdefault("JAX_PLATFORMS", "cpu")
-    cmd = [sys.executable, "-m", "benchmarks", "--smoke", "--no-plots", "-q", "--peers", "sklearn",
-           "--cases", cases, "--dtype", dtype, "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--smoke",
+        "--no-plots",
+        "-q",
+        "--peers",
+        "sklearn",
+        "--cases",
+        cases,
+        "--dtype",
+        dtype,
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -134,7 +182,10 @@ def test_smoke_run_fast_cases(tmp_path):
 def test_smoke_run_all_cases(tmp_path):
     """Every exact-GP case, including the compile-heavy fits."""
     results = _run_smoke(tmp_path, "gram,mll,fit,predict,batched,compile")
-    _check_results(results, {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"})
+    _check_results(
+        results,
+        {"gram", "mll_grad", "fit", "predict", "batched_mll_grad", "batched_fit", "compile"},
+    )
 
 
 @pytest.mark.slow
@@ -190,10 +241,13 @@ def test_peak_rss_counts_the_subprocess_own_memory():
     import numpy as np
 
     parent = np.ones(2**26)  # 512 MiB held here while the subprocess measures
-    code = ("import numpy as np; from benchmarks.predict_memory import peak_rss; "
-            "a, _ = peak_rss(); x = np.ones(2**25); b, _ = peak_rss(); print(b - a)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import numpy as np; from benchmarks.predict_memory import peak_rss; "
+        "a, _ = peak_rss(); x = np.ones(2**25); b, _ = peak_rss(); print(b - a)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert 0.8 * 2**28 < int(out.stdout) < 1.5 * 2**28
     del parent
@@ -203,8 +257,15 @@ def test_laplace_table():
     from benchmarks.report import laplace_markdown
 
     def row(case, impl, n, t, status="ok", **extra):
-        return {"case": case, "dtype": "float64", "params": {"n": n}, "impl": impl,
-                "status": status, "time_s": t, **extra}
+        return {
+            "case": case,
+            "dtype": "float64",
+            "params": {"n": n},
+            "impl": impl,
+            "status": status,
+            "time_s": t,
+            **extra,
+        }
 
     lml, fit = "laplace_lml_grad", "laplace_fit"
     rows = [
@@ -219,10 +280,14 @@ def test_laplace_table():
     ]
     table = "\n".join(laplace_markdown(rows))
     assert table.startswith("## 9. LaplaceGP against scikit-learn's GaussianProcessClassifier")
-    assert ("| float64 | lml + gradient | 500 | 1.00 s | 2.0 ms | 10.0 ms | 5.00× | 0.01× "
-            "| \\|Δ lml\\| = 2.0e-12 |") in table
-    assert ("| float64 | fit | 500 | 4.00 s | 4.00 s | 2.00 s | 0.50× | 0.50× "
-            "| lml -250.500000 vs sklearn -250.250000 |") in table
+    assert (
+        "| float64 | lml + gradient | 500 | 1.00 s | 2.0 ms | 10.0 ms | 5.00× | 0.01× "
+        "| \\|Δ lml\\| = 2.0e-12 |"
+    ) in table
+    assert (
+        "| float64 | fit | 500 | 4.00 s | 4.00 s | 2.00 s | 0.50× | 0.50× "
+        "| lml -250.500000 vs sklearn -250.250000 |"
+    ) in table
     assert "| float64 | lml + gradient | 1,000 | 1.00 s | 4.0 ms | error | — | — | — |" in table
     # No scikit-learn row at all (not installed, or left out by --peers).
     assert "| float64 | fit | 2,000 | 9.00 s | 9.00 s | — | — | — | lml -900.000000 |" in table
@@ -237,13 +302,27 @@ def test_predict_memory_table():
     gib = 2**30
 
     def row(dtype, m, status="ok", **extra):
-        return {"case": "predict_memory", "dtype": dtype, "params": {"n": 1000, "m": m},
-                "impl": OURS, "status": status, **extra}
+        return {
+            "case": "predict_memory",
+            "dtype": dtype,
+            "params": {"n": 1000, "m": m},
+            "impl": OURS,
+            "status": status,
+            **extra,
+        }
 
     measured = {"chunk_size": 4096, "baseline_m": 16, "baseline_rss_bytes": gib // 2}
     rows = [
-        row("float64", 1_000_000, time_s=30.0, peak_bytes=gib // 8, nm_array_bytes=8 * 10**9,
-            device_peak_bytes=None, rss_source="VmHWM", **measured),
+        row(
+            "float64",
+            1_000_000,
+            time_s=30.0,
+            peak_bytes=gib // 8,
+            nm_array_bytes=8 * 10**9,
+            device_peak_bytes=None,
+            rss_source="VmHWM",
+            **measured,
+        ),
         row("float64", 100_000, time_s=3.0, peak_bytes=0, nm_array_bytes=8 * 10**8, **measured),
         row("float32", 1_000_000, status="error", note="RuntimeError: subprocess exited with -9"),
     ]
@@ -253,8 +332,10 @@ def test_predict_memory_table():
     assert "| float64 | 1,000 | 1,000,000 | 0.125 | 7.451 | 0.017 | 0.500 | 30.00 |" in table
     # A peak of 0 bytes added is a result, shown as such.
     assert "| float64 | 1,000 | 100,000 | 0.000 | 0.745 | 0.000 | 0.500 | 3.00 |" in table
-    assert ("| float32 | 1,000 | 1,000,000 | error: RuntimeError: subprocess exited with -9 "
-            "| — | — | — | — |") in table
+    assert (
+        "| float32 | 1,000 | 1,000,000 | error: RuntimeError: subprocess exited with -9 "
+        "| — | — | — | — |"
+    ) in table
     assert "device peak" not in table  # no row measured one (a CPU run)
     rows[0]["device_peak_bytes"] = gib
     table = "\n".join(predict_memory_markdown(rows))
@@ -280,8 +361,14 @@ def test_gram_case_reports_the_path_of_its_dtype():
     assert ours.gram_paths("periodic", 1, np.float64) == "features"
     assert ours.gram_paths("periodic", 1, np.float32) == "columns"
     rec = Recorder("float32", verbose=False)
-    cfg = Config(dtype="float32", gram_kernels=("periodic", "sum3"), gram_n=(8,), gram_d=(1,),
-                 repeats=1, budget_s=0.01)
+    cfg = Config(
+        dtype="float32",
+        gram_kernels=("periodic", "sum3"),
+        gram_n=(8,),
+        gram_d=(1,),
+        repeats=1,
+        budget_s=0.01,
+    )
     case_gram(cfg, rec, Floors(), [])
     paths = {r["params"]["kernel"]: r["path"] for r in rec.rows if r["impl"] == OURS}
     assert paths == {k: ours.gram_paths(k, 1, np.float32) for k in ("periodic", "sum3")}
@@ -305,22 +392,63 @@ def test_sparse_tables_and_ratios():
     from benchmarks.report import sparse_markdown
 
     def svgp(n, m, t, impl=OURS, **extra):
-        return {"case": "svgp", "dtype": "float64", "params": {"n": n, "m": m, "batch": 64}, "impl": impl,
-                "status": "ok", "time_s": t, "compile_s": 1.0, **extra}
+        return {
+            "case": "svgp",
+            "dtype": "float64",
+            "params": {"n": n, "m": m, "batch": 64},
+            "impl": impl,
+            "status": "ok",
+            "time_s": t,
+            "compile_s": 1.0,
+            **extra,
+        }
 
     rows = [
-        svgp(1000, 8, 0.002, max_steps=50, steps_to_target=12, time_to_target_s=0.024,
-             final_ema_neg_elbo_per_point=-0.5, target_neg_elbo_per_point=0.0),
+        svgp(
+            1000,
+            8,
+            0.002,
+            max_steps=50,
+            steps_to_target=12,
+            time_to_target_s=0.024,
+            final_ema_neg_elbo_per_point=-0.5,
+            target_neg_elbo_per_point=0.0,
+        ),
         svgp(1000, 32, 0.008),
-        svgp(4000, 8, 0.003, max_steps=50, steps_to_target=None, time_to_target_s=None,
-             final_ema_neg_elbo_per_point=0.7, target_neg_elbo_per_point=0.0),
+        svgp(
+            4000,
+            8,
+            0.003,
+            max_steps=50,
+            steps_to_target=None,
+            time_to_target_s=None,
+            final_ema_neg_elbo_per_point=0.7,
+            target_neg_elbo_per_point=0.0,
+        ),
         svgp(4000, 32, 0.006),
         svgp(4000, 32, 0.012, impl="gpjax", ratio_to_ours=2.0),
-        {"case": "sgpr", "dtype": "float64", "params": {"n": 500, "m": 16}, "impl": "SGPR", "status": "ok",
-         "time_s": 0.5, "condition_predict_s": 0.5, "fit_s_incl_compile": 3.0, "rmse": 0.11, "nlpd": -0.8,
-         "noise_std": 0.1, "n_test": 100},
-        {"case": "sgpr", "dtype": "float64", "params": {"n": 9000}, "impl": "exact", "status": "skipped",
-         "note": "n above Config.exact_max_n"},
+        {
+            "case": "sgpr",
+            "dtype": "float64",
+            "params": {"n": 500, "m": 16},
+            "impl": "SGPR",
+            "status": "ok",
+            "time_s": 0.5,
+            "condition_predict_s": 0.5,
+            "fit_s_incl_compile": 3.0,
+            "rmse": 0.11,
+            "nlpd": -0.8,
+            "noise_std": 0.1,
+            "n_test": 100,
+        },
+        {
+            "case": "sgpr",
+            "dtype": "float64",
+            "params": {"n": 9000},
+            "impl": "exact",
+            "status": "skipped",
+            "note": "n above Config.exact_max_n",
+        },
     ]
     table = "\n".join(sparse_markdown(rows))
     assert "| float64 | 1,000 | 8 | 64 | 2.0 | 1.0 | 12 | 0.0 | -0.500 |" in table
@@ -339,8 +467,14 @@ def test_different_kernel_rows_are_marked_and_left_out_of_the_gram_target():
     from benchmarks.report import different_kernel, evaluate_targets
 
     def row(impl, kernel, d, t):
-        return {"case": "gram", "dtype": "float64", "impl": impl, "status": "ok", "time_s": t,
-                "params": {"kernel": kernel, "n": 100, "d": d}}
+        return {
+            "case": "gram",
+            "dtype": "float64",
+            "impl": impl,
+            "status": "ok",
+            "time_s": t,
+            "params": {"kernel": kernel, "n": 100, "d": d},
+        }
 
     cheap = row("tinygp", "periodic", 8, 0.001)  # sin² of one distance: less work, another kernel
     assert different_kernel(cheap)

@@ -87,9 +87,7 @@ def test_loader_matches_csv_module_reader():
     np.testing.assert_array_equal(y, [v for _, v in rows])
 
 
-@pytest.mark.parametrize(
-    "year, expected", [(1959, ANNUAL_MEAN_1959), (2000, ANNUAL_MEAN_2000)]
-)
+@pytest.mark.parametrize("year, expected", [(1959, ANNUAL_MEAN_1959), (2000, ANNUAL_MEAN_2000)])
 def test_annual_mean_against_csv_module(year, expected):
     X, y = load_co2()
     in_year = (X >= year) & (X < year + 1)

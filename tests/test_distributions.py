@@ -200,7 +200,9 @@ def test_jitter_scale_sets_the_absolute_jitter():
     # sd sqrt(1e-2 · 4) = 0.2; the sample variance of N draws has SE var·sqrt(2/N)
     np.testing.assert_allclose(s.var(0), 0.04, rtol=5 * np.sqrt(2 / N_DRAWS))
     # log_prob ignores the jitter entirely
-    d_ok = MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov()), jitter=1e-2, jitter_scale=jnp.asarray(4.0))
+    d_ok = MultivariateNormal(
+        jnp.asarray(MEAN), jnp.asarray(make_cov()), jitter=1e-2, jitter_scale=jnp.asarray(4.0)
+    )
     np.testing.assert_allclose(
         float(d_ok.log_prob(jnp.asarray(MEAN))),
         scipy.stats.multivariate_normal(MEAN, make_cov()).logpdf(MEAN),
@@ -218,11 +220,15 @@ def test_is_a_pytree_through_vmap():
     means = jnp.stack([jnp.asarray(MEAN) + i for i in range(3)])
     covs = jnp.stack([jnp.asarray(make_cov()) * (i + 1) for i in range(3)])
     ys = jnp.zeros((3, NDIM))
-    batched = jax.jit(jax.vmap(lambda m, c, y: MultivariateNormal(m, c).log_prob(y)))(means, covs, ys)
+    batched = jax.jit(jax.vmap(lambda m, c, y: MultivariateNormal(m, c).log_prob(y)))(
+        means, covs, ys
+    )
     expected = [
         scipy.stats.multivariate_normal(np.asarray(m), np.asarray(c)).logpdf(np.zeros(NDIM))
         for m, c in zip(means, covs)
     ]
     np.testing.assert_allclose(np.asarray(batched), expected, rtol=tol(1e-12, 1e-5))
-    leaves = jax.tree_util.tree_leaves(MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov())))
+    leaves = jax.tree_util.tree_leaves(
+        MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(make_cov()))
+    )
     assert len(leaves) == 2 and all(eqx.is_array(x) for x in leaves)

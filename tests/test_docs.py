@@ -63,7 +63,9 @@ def python_blocks(path: Path) -> list[Block]:
         ):
             j += 1
         if language in PYTHON_INFO:
-            previous = next((lines[k].strip() for k in range(i - 1, -1, -1) if lines[k].strip()), "")
+            previous = next(
+                (lines[k].strip() for k in range(i - 1, -1, -1) if lines[k].strip()), ""
+            )
             code = textwrap.dedent("\n".join(lines[body_start:j]))
             blocks.append(
                 Block(path, len(blocks), body_start + 1, code, skip=previous == SKIP_MARKER)

@@ -62,8 +62,16 @@ def test_main_writes_a_png(mauna_loa, tmp_path, capsys):
     assert out.exists() and out.stat().st_size > 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
-    for expected in ("long-term trend", "seasonal", "medium-term", "short-term", "white noise",
-                     "log marginal likelihood", "wall time", "plot written to"):
+    for expected in (
+        "long-term trend",
+        "seasonal",
+        "medium-term",
+        "short-term",
+        "white noise",
+        "log marginal likelihood",
+        "wall time",
+        "plot written to",
+    ):
         assert expected in printed
     assert summary["result"].losses.shape == (5,)
 

@@ -26,6 +26,7 @@ import optax
 import pytest
 import scipy.optimize
 import scipy.stats
+from conftest import naming
 from oracle import rbf_nll_and_grad as np_rbf_nll
 
 import gpjax_lite
@@ -110,8 +111,14 @@ def lbfgs_run(data):
         third = fit(rbf_gp(2.0, 0.5, 0.3), X2, y2)
         traced_third = len(calls) - traced_first - traced_second
     return dict(
-        gp=gp, first=first, second=second, third=third, X2=X2, y2=y2,
-        traced=(traced_first, traced_second, traced_third), seconds_second=seconds_second,
+        gp=gp,
+        first=first,
+        second=second,
+        third=third,
+        X2=X2,
+        y2=y2,
+        traced=(traced_first, traced_second, traced_third),
+        seconds_second=seconds_second,
     )
 
 
@@ -218,7 +225,9 @@ def test_progress_prints_without_recompiling(data, lbfgs_run, capsys, monkeypatc
     calls = []
     original = GPClass.log_marginal_likelihood
     monkeypatch.setattr(
-        GPClass, "log_marginal_likelihood", lambda self, X, y: calls.append(None) or original(self, X, y)
+        GPClass,
+        "log_marginal_likelihood",
+        lambda self, X, y: calls.append(None) or original(self, X, y),
     )
     capsys.readouterr()
     result = fit(lbfgs_run["gp"], X, y, progress=True)
@@ -297,13 +306,21 @@ def test_fixed_leaf_and_whole_subkernel_are_kept_bit_for_bit():
     )
     gp = GP(kernel, mean=means.Constant(0.5), noise=0.05)
     result = fit(
-        gp, X, y, num_steps=30, num_restarts=3, key=jax.random.key(3),
+        gp,
+        X,
+        y,
+        num_steps=30,
+        num_restarts=3,
+        key=jax.random.key(3),
         fixed=lambda gp: (gp.noise, gp.kernel.kernels[1]),
     )
     model = result.model
     assert jax.tree_util.tree_structure(model) == jax.tree_util.tree_structure(gp)
     held = [(gp.noise, model.noise)] + list(
-        zip(jax.tree_util.tree_leaves(gp.kernel.kernels[1]), jax.tree_util.tree_leaves(model.kernel.kernels[1]))
+        zip(
+            jax.tree_util.tree_leaves(gp.kernel.kernels[1]),
+            jax.tree_util.tree_leaves(model.kernel.kernels[1]),
+        )
     )
     for before, after in held:
         assert np.array_equal(np.asarray(before), np.asarray(after))
@@ -349,7 +366,9 @@ def test_big_steps_keep_every_hyperparameter_positive(data):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # big steps may well hit a bad region
-        result = fit(rbf_gp(), X, y, optimizer=ADAM_BIG, num_steps=100, objective=recording_objective)
+        result = fit(
+            rbf_gp(), X, y, optimizer=ADAM_BIG, num_steps=100, objective=recording_objective
+        )
     jax.effects_barrier()
     seen = np.stack(seen)
     assert seen.shape[0] >= 2
@@ -396,7 +415,9 @@ def test_nonfinite_loss_is_reported_and_last_finite_model_returned():
     # Non-finite from the start: the initial model comes back unchanged.
     bad_start = rbf_gp(1.0, 3.0, 0.1)
     with pytest.warns(RuntimeWarning, match="non-finite at step 0"):
-        result = fit(bad_start, X, y, optimizer=ADAM, num_steps=300, objective=nan_past_lengthscale_limit)
+        result = fit(
+            bad_start, X, y, optimizer=ADAM, num_steps=300, objective=nan_past_lengthscale_limit
+        )
     assert int(result.nonfinite_step) == 0
     assert np.all(np.isnan(np.asarray(result.losses)))
     np.testing.assert_array_equal(hyperparameters(result.model), hyperparameters(bad_start))
@@ -422,8 +443,8 @@ def test_fitted_model_round_trips_through_serialisation(data, lbfgs_run, tmp_pat
     [
         (dict(num_steps=0), ValueError, "num_steps"),
         (dict(num_steps=-3), ValueError, "num_steps"),
-        (dict(num_steps=2.5), ValueError, "num_steps"),
-        (dict(num_steps=True), ValueError, "num_steps"),
+        (dict(num_steps=2.5), TypeError, "num_steps"),
+        (dict(num_steps=True), TypeError, "num_steps"),
         (dict(num_restarts=0), ValueError, "num_restarts"),
         (dict(num_restarts=3), ValueError, "key"),
         (dict(optimizer="adam"), TypeError, "optimizer"),
@@ -437,7 +458,7 @@ def test_fitted_model_round_trips_through_serialisation(data, lbfgs_run, tmp_pat
 )
 def test_bad_arguments_raise_naming_the_argument(data, kwargs, error, name):
     X, y = data
-    with pytest.raises(error, match=f"`{name}`"):
+    with pytest.raises(error, match=naming(name)):
         fit(rbf_gp(), X, y, **kwargs)
 
 
@@ -528,14 +549,21 @@ def np_negative_log_posterior(theta, X, y):
 def map_reference(data):
     X, y = data
     theta = np.log([0.7, 1.3, 0.05])
-    assert scipy.optimize.check_grad(
-        lambda t: np_negative_log_posterior(t, X, y)[0],
-        lambda t: np_negative_log_posterior(t, X, y)[1],
-        theta,
-    ) < 1e-4
+    assert (
+        scipy.optimize.check_grad(
+            lambda t: np_negative_log_posterior(t, X, y)[0],
+            lambda t: np_negative_log_posterior(t, X, y)[1],
+            theta,
+        )
+        < 1e-4
+    )
     return scipy.optimize.minimize(
-        np_negative_log_posterior, np.log([1.0, 1.0, 0.1]), args=(X, y), jac=True,
-        method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-10),
+        np_negative_log_posterior,
+        np.log([1.0, 1.0, 0.1]),
+        args=(X, y),
+        jac=True,
+        method="L-BFGS-B",
+        options=dict(ftol=1e-15, gtol=1e-10),
     )
 
 
@@ -560,7 +588,12 @@ def test_map_with_restarts_fixed_adam_and_vmap(data, map_reference):
     gp = rbf_gp()
     # Restarts and a fixed noise: the noise comes back bit-for-bit, the others are MAP.
     result = fit(
-        gp, X, y, num_restarts=3, key=jax.random.key(5), fixed=lambda gp: gp.noise,
+        gp,
+        X,
+        y,
+        num_restarts=3,
+        key=jax.random.key(5),
+        fixed=lambda gp: gp.noise,
         log_prior=lognormal_lengthscale_prior,
     )
     assert result.model.noise == gp.noise
@@ -606,7 +639,7 @@ def vector_objective(model, X, y):
 )
 def test_bad_log_prior_or_objective(data, kwargs, error, name):
     X, y = data
-    with pytest.raises(error, match=f"`{name}`"):
+    with pytest.raises(error, match=naming(name)):
         fit(rbf_gp(), X, y, **kwargs)
 
 
@@ -618,7 +651,9 @@ def test_float32_fit_keeps_the_initial_structure_and_dtypes(tmp_path):
     y = jnp.asarray(np.sin(np.asarray(X)) + 0.1 * rng.normal(size=30), jnp.float32)
     gp = GP(kernels.Periodic() + kernels.RBF(lengthscale=jnp.float32(1.0)), noise=0.1)
     result = fit(gp, X, y, num_steps=20)
-    for before, after in zip(jax.tree_util.tree_leaves(gp), jax.tree_util.tree_leaves(result.model)):
+    for before, after in zip(
+        jax.tree_util.tree_leaves(gp), jax.tree_util.tree_leaves(result.model)
+    ):
         assert after.dtype == before.dtype
         assert getattr(after, "weak_type", False) == getattr(before, "weak_type", False)
     path = tmp_path / "fitted.eqx"

@@ -74,13 +74,21 @@ KERNELS = [
         lambda: gk.RBF(variance=0.9, lengthscale=jnp.array([0.5, 2.0])),
         lambda A, B: np_rbf(A, B, 0.9, [0.5, 2.0]),
     ),
-    ("matern12", lambda: gk.Matern12(variance=1.1, lengthscale=1.2), lambda A, B: np_matern12(A, B, 1.1, 1.2)),
+    (
+        "matern12",
+        lambda: gk.Matern12(variance=1.1, lengthscale=1.2),
+        lambda A, B: np_matern12(A, B, 1.1, 1.2),
+    ),
     (
         "matern32-ard",
         lambda: gk.Matern32(lengthscale=jnp.array([0.7, 1.5])),
         lambda A, B: np_matern32(A, B, 1.0, [0.7, 1.5]),
     ),
-    ("matern52", lambda: gk.Matern52(variance=0.6, lengthscale=0.9), lambda A, B: np_matern52(A, B, 0.6, 0.9)),
+    (
+        "matern52",
+        lambda: gk.Matern52(variance=0.6, lengthscale=0.9),
+        lambda A, B: np_matern52(A, B, 0.6, 0.9),
+    ),
     (
         "rq",
         lambda: gk.RationalQuadratic(variance=1.0, lengthscale=1.1, alpha=0.7),
@@ -152,7 +160,9 @@ def test_lml_default_model_and_1d_inputs():
     value = gp.log_marginal_likelihood(x, Y)
     np.testing.assert_allclose(float(value), expected, rtol=tol(1e-10, 1e-5))
     # (n,) is read as (n, 1)
-    assert float(gp.log_marginal_likelihood(x, Y)) == float(gp.log_marginal_likelihood(x[:, None], Y))
+    assert float(gp.log_marginal_likelihood(x, Y)) == float(
+        gp.log_marginal_likelihood(x[:, None], Y)
+    )
 
 
 def test_prior_moments():
@@ -171,7 +181,11 @@ def _grad_models():
     return [
         (
             "rbf-ard+constant",
-            GP(gk.RBF(variance=1.3, lengthscale=jnp.array([0.7, 1.6])), mean=Constant(0.4), noise=0.15),
+            GP(
+                gk.RBF(variance=1.3, lengthscale=jnp.array([0.7, 1.6])),
+                mean=Constant(0.4),
+                noise=0.15,
+            ),
             5,  # variance, 2 lengthscales, mean value, noise
         ),
         (
@@ -280,7 +294,10 @@ def test_gradient_names_each_hyperparameter():
 
     h = 1e-6
     checks = {
-        "variance": (grads.kernel.variance, (lml(variance=1.3 + h) - lml(variance=1.3 - h)) / (2 * h)),
+        "variance": (
+            grads.kernel.variance,
+            (lml(variance=1.3 + h) - lml(variance=1.3 - h)) / (2 * h),
+        ),
         "lengthscale[1]": (
             grads.kernel.lengthscale[1],
             (lml(ls=(0.7, 1.6 + h)) - lml(ls=(0.7, 1.6 - h))) / (2 * h),
@@ -311,7 +328,9 @@ def test_noise_hessian_matches_finite_difference_of_gradient(per_point):
 
     H, g = run(jnp.asarray(s), points)
     H, g = np.asarray(H), np.asarray(g).reshape(2 * s.size, -1)
-    H_fd = ((g[: s.size] - g[s.size :]).T / (2 * h)).reshape(H.shape)  # column j: d grad / d noise_j
+    H_fd = ((g[: s.size] - g[s.size :]).T / (2 * h)).reshape(
+        H.shape
+    )  # column j: d grad / d noise_j
     np.testing.assert_allclose(H, H_fd, rtol=1e-6, atol=1e-6)
     if per_point:
         np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-12)
@@ -416,9 +435,13 @@ def test_float32_agrees_with_float64():
     y50 = np.sin(X50).sum(1) + 0.3 * rng.normal(size=50)
     f32 = lambda a: jnp.asarray(a, jnp.float32)
     gp32 = GP(
-        gk.RBF(variance=f32(1.0), lengthscale=f32([1.0, 1.5])), mean=Constant(f32(0.2)), noise=f32(0.1)
+        gk.RBF(variance=f32(1.0), lengthscale=f32([1.0, 1.5])),
+        mean=Constant(f32(0.2)),
+        noise=f32(0.1),
     )
-    gp64 = GP(gk.RBF(variance=1.0, lengthscale=jnp.array([1.0, 1.5])), mean=Constant(0.2), noise=0.1)
+    gp64 = GP(
+        gk.RBF(variance=1.0, lengthscale=jnp.array([1.0, 1.5])), mean=Constant(0.2), noise=0.1
+    )
     lml = jax.jit(lambda g, a, b: g.log_marginal_likelihood(a, b))
     v32 = lml(gp32, f32(X50), f32(y50))
     v64 = lml(gp64, X50, y50)
@@ -537,7 +560,15 @@ def test_shape_errors_are_raised_under_jit_too(bid, X_, y_, name):
 
 
 @pytest.mark.parametrize(
-    "noise", [0.0, -0.1, np.nan, np.inf, np.array([0.1] * (N - 1) + [0.0]), np.array([0.1] * (N - 1) + [np.nan])],
+    "noise",
+    [
+        0.0,
+        -0.1,
+        np.nan,
+        np.inf,
+        np.array([0.1] * (N - 1) + [0.0]),
+        np.array([0.1] * (N - 1) + [np.nan]),
+    ],
     ids=["zero", "negative", "nan", "inf", "per-point-zero", "per-point-nan"],
 )
 def test_bad_noise_value_raises_at_construction(noise):
@@ -546,7 +577,9 @@ def test_bad_noise_value_raises_at_construction(noise):
 
 
 def test_noise_of_rank_2_raises():
-    with pytest.raises(ValueError, match=r"`noise`.*\(n,\)"):
+    with pytest.raises(
+        ValueError, match=rf"`noise` must be a scalar or a 1-D array, got shape \({N}, 1\)"
+    ):
         GP(gk.RBF(), noise=np.full((N, 1), 0.1))
 
 
@@ -573,7 +606,9 @@ def test_xt_with_other_number_of_columns_raises():
     assert _EVALUATIONS == []
 
 
-@pytest.mark.parametrize("kernel", [lambda x, y: 1.0, "rbf", None, gk.RBF], ids=["lambda", "str", "None", "class"])
+@pytest.mark.parametrize(
+    "kernel", [lambda x, y: 1.0, "rbf", None, gk.RBF], ids=["lambda", "str", "None", "class"]
+)
 def test_kernel_not_a_kernel_raises_type_error(kernel, request):
     if type_checked(request):  # the annotation `kernel: Kernel` rejects it first
         with pytest.raises(jaxtyping.TypeCheckError, match="parameter 'kernel'"):
@@ -622,7 +657,7 @@ def test_non_positive_definite_raises_cholesky_error_eagerly(method):
         assert hint in message
     # The documented remedy works: a larger noise factorises fine.
     fixed = eqx.tree_at(lambda g: g.noise, gp, jnp.float32(1e-2))
-    assert np.isfinite(float(getattr(fixed, "log_marginal_likelihood")(x, y)))
+    assert np.isfinite(float(fixed.log_marginal_likelihood(x, y)))
 
 
 def test_non_positive_definite_under_jit_gives_nan_and_invalid_posterior():

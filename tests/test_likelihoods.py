@@ -24,13 +24,14 @@ def _cases(rng):
     counts = rng.poisson(2.0, f.shape).astype(float)
     real = f + rng.standard_normal(f.shape)
     return f, [
-        (lk.Bernoulli("probit"), binary,
-         lambda f, y: stats.bernoulli.logpmf(y, stats.norm.cdf(f))),
-        (lk.Bernoulli("logit"), binary,
-         lambda f, y: stats.bernoulli.logpmf(y, special.expit(f))),
+        (lk.Bernoulli("probit"), binary, lambda f, y: stats.bernoulli.logpmf(y, stats.norm.cdf(f))),
+        (lk.Bernoulli("logit"), binary, lambda f, y: stats.bernoulli.logpmf(y, special.expit(f))),
         (lk.Poisson(), counts, lambda f, y: stats.poisson.logpmf(y, np.exp(f))),
-        (lk.StudentT(df=3.5, scale=0.7), real,
-         lambda f, y: stats.t.logpdf(y, 3.5, loc=f, scale=0.7)),
+        (
+            lk.StudentT(df=3.5, scale=0.7),
+            real,
+            lambda f, y: stats.t.logpdf(y, 3.5, loc=f, scale=0.7),
+        ),
         (lk.Gaussian(noise=0.3), real, lambda f, y: stats.norm.logpdf(y, f, np.sqrt(0.3))),
     ]
 
@@ -44,7 +45,10 @@ def test_log_prob_matches_scipy_stats(dtype):
         # float32: the density is evaluated from float32-rounded f and y.
         f_in, y_in = f.astype(dtype).astype(float), y.astype(dtype).astype(float)
         np.testing.assert_allclose(
-            value, reference(f_in, y_in), rtol=RTOL[dtype], atol=10 * RTOL[dtype],
+            value,
+            reference(f_in, y_in),
+            rtol=RTOL[dtype],
+            atol=10 * RTOL[dtype],
             err_msg=type(likelihood).__name__,
         )
 
@@ -110,8 +114,12 @@ def _gauss_expectation(fn, mean, variance):
     """E[fn(f)], f ~ N(mean, variance), by adaptive quadrature over ±14 standard deviations."""
     sd = np.sqrt(variance)
     value, _ = integrate.quad(
-        lambda f: fn(f) * stats.norm.pdf(f, mean, sd), mean - 14 * sd, mean + 14 * sd,
-        epsabs=1e-13, epsrel=1e-12, limit=400,
+        lambda f: fn(f) * stats.norm.pdf(f, mean, sd),
+        mean - 14 * sd,
+        mean + 14 * sd,
+        epsabs=1e-13,
+        epsrel=1e-12,
+        limit=400,
     )
     return value
 
@@ -257,8 +265,13 @@ def test_likelihoods_are_pytrees_under_jit_and_grad():
 def test_float32_stays_float32():
     f = jnp.asarray([0.2, -3.0], jnp.float32)
     y = jnp.asarray([1.0, 0.0], jnp.float32)
-    for likelihood in (lk.Bernoulli("logit"), lk.Bernoulli(), lk.Poisson(), lk.StudentT(),
-                       lk.Gaussian()):
+    for likelihood in (
+        lk.Bernoulli("logit"),
+        lk.Bernoulli(),
+        lk.Poisson(),
+        lk.StudentT(),
+        lk.Gaussian(),
+    ):
         assert likelihood.log_prob(f, y).dtype == jnp.float32
         mean, var = likelihood.predict(f, jnp.asarray([0.5, 2.0], jnp.float32))
         assert mean.dtype == jnp.float32 and var.dtype == jnp.float32

@@ -177,7 +177,9 @@ def test_gaussian_log_density_forward_reverse_and_second_order():
             jax.vmap(grad)(g_points),
         )
 
-    g, g_fwd, H, f_vals, g_vals = (np.asarray(a) for a in run(jnp.asarray(theta), f_points, g_points))
+    g, g_fwd, H, f_vals, g_vals = (
+        np.asarray(a) for a in run(jnp.asarray(theta), f_points, g_points)
+    )
     np.testing.assert_allclose(g_fwd, g, rtol=1e-12)
     np.testing.assert_allclose(g, (f_vals[:2] - f_vals[2:]) / (2 * h1), rtol=1e-6)
     H_fd = (g_vals[:2] - g_vals[2:]) / (2 * h2)  # row i: d grad / d theta_i

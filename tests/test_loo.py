@@ -44,7 +44,9 @@ def np_rbf_plus_matern32(A, B, ls=LENGTHSCALE, variance=1.3, matern_variance=0.4
 
 def model(noise=NOISE, mean=1.2, dtype=jnp.float64, solver=None):
     kernel = gk.RBF(variance=jnp.asarray(1.3, dtype), lengthscale=jnp.asarray(LENGTHSCALE, dtype))
-    kernel = kernel + gk.Matern32(variance=jnp.asarray(0.4, dtype), lengthscale=jnp.asarray(0.9, dtype))
+    kernel = kernel + gk.Matern32(
+        variance=jnp.asarray(0.4, dtype), lengthscale=jnp.asarray(0.9, dtype)
+    )
     return gl.GP(
         kernel,
         mean=Constant(jnp.asarray(mean, dtype)),
@@ -101,7 +103,9 @@ def test_matches_brute_force_loop_float32():
     X32, Y32 = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
     value = model(dtype=jnp.float32).loo_log_predictive(X32, Y32)
     assert value.dtype == jnp.float32
-    reference = brute_force_loo(np.asarray(X32), np.asarray(Y32), np.float32(NOISE), np.float32(1.2))
+    reference = brute_force_loo(
+        np.asarray(X32), np.asarray(Y32), np.float32(NOISE), np.float32(1.2)
+    )
     np.testing.assert_allclose(float(value), reference, rtol=1e-4)
 
 
@@ -115,7 +119,9 @@ def test_generic_solver_form_float32():
     """Moderate signal-to-noise (k/s ≤ ~100): the documented float32 accuracy."""
     X32, Y32 = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
     value = model(dtype=jnp.float32, solver=GenericCholesky()).loo_log_predictive(X32, Y32)
-    reference = brute_force_loo(np.asarray(X32), np.asarray(Y32), np.float32(NOISE), np.float32(1.2))
+    reference = brute_force_loo(
+        np.asarray(X32), np.asarray(Y32), np.float32(NOISE), np.float32(1.2)
+    )
     np.testing.assert_allclose(float(value), reference, rtol=1e-3)
 
 
@@ -125,7 +131,9 @@ def test_generic_solver_form_float32():
     log_noise=st.floats(-4.0, 0.0),
 )
 def test_cholesky_and_generic_forms_agree(log_ls, log_var, log_noise):
-    gp = gl.GP(gk.RBF(variance=math.exp(log_var), lengthscale=math.exp(log_ls)), noise=math.exp(log_noise))
+    gp = gl.GP(
+        gk.RBF(variance=math.exp(log_var), lengthscale=math.exp(log_ls)), noise=math.exp(log_noise)
+    )
     dense = gp.loo_log_predictive(X, Y)
     generic = gl.GP(gp.kernel, noise=gp.noise, solver=GenericCholesky()).loo_log_predictive(X, Y)
     np.testing.assert_allclose(float(generic), float(dense), rtol=1e-7, atol=1e-9)
@@ -135,7 +143,9 @@ def test_single_point_is_the_prior_predictive():
     """With n = 1 nothing is left: the prior predictive N(m, k(x, x) + s)."""
     gp = gl.GP(gk.RBF(variance=2.0), mean=Constant(0.5), noise=0.3)
     value = gp.loo_log_predictive(jnp.array([[0.1]]), jnp.array([1.7]))
-    np.testing.assert_allclose(float(value), scipy.stats.norm.logpdf(1.7, 0.5, math.sqrt(2.3)), rtol=1e-12)
+    np.testing.assert_allclose(
+        float(value), scipy.stats.norm.logpdf(1.7, 0.5, math.sqrt(2.3)), rtol=1e-12
+    )
 
 
 def test_jit_matches_eager():
@@ -163,7 +173,10 @@ def test_gradient_matches_finite_differences(solver, monkeypatch):
     loo = jax.jit(_loo_of)
     h = 1e-5
     fd = np.array(
-        [(float(loo(theta.at[j].add(h))) - float(loo(theta.at[j].add(-h)))) / (2 * h) for j in range(6)]
+        [
+            (float(loo(theta.at[j].add(h))) - float(loo(theta.at[j].add(-h)))) / (2 * h)
+            for j in range(6)
+        ]
     )
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
     assert np.all(np.abs(grad) > 1e-4)  # every hyperparameter matters here
@@ -198,7 +211,9 @@ def test_fit_with_loo_objective_and_adam_float32():
     X32, Y32 = jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32)
     gp = gl.GP(gk.RBF(lengthscale=3.0), mean=Constant(jnp.float32(0.0)), noise=0.5)
     before = float(gp.loo_log_predictive(X32, Y32))
-    result = gl.fit(gp, X32, Y32, objective=loo_objective, optimizer=optax.adam(0.05), num_steps=100)
+    result = gl.fit(
+        gp, X32, Y32, objective=loo_objective, optimizer=optax.adam(0.05), num_steps=100
+    )
     assert result.losses.dtype == jnp.float32
     assert float(result.model.loo_log_predictive(X32, Y32)) > before + 5.0
 

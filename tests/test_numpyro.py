@@ -43,7 +43,9 @@ def np_gram(A, B, variance=1.4, ls=0.8, period=2.5, matern_variance=0.3):
 def make_gp(dtype=jnp.float64):
     kernel = gk.RBF(variance=jnp.asarray(1.4, dtype), lengthscale=jnp.asarray(0.8, dtype))
     periodic = gk.Periodic(
-        variance=jnp.asarray(0.3, dtype), lengthscale=jnp.asarray(1.0, dtype), period=jnp.asarray(2.5, dtype)
+        variance=jnp.asarray(0.3, dtype),
+        lengthscale=jnp.asarray(1.0, dtype),
+        period=jnp.asarray(2.5, dtype),
     )
     kernel = kernel + periodic
     return gl.GP(kernel, mean=Constant(jnp.asarray(0.4, dtype)), noise=jnp.asarray(NOISE, dtype))
@@ -68,7 +70,9 @@ def test_log_prob_is_the_log_marginal_likelihood(numpyro):
     value = gp.numpyro_dist(X).log_prob(Y)
     assert value.shape == ()
     np.testing.assert_allclose(float(value), float(gp.log_marginal_likelihood(X, Y)), rtol=1e-12)
-    reference = scipy.stats.multivariate_normal.logpdf(Y, np.full(12, 0.4), np_gram(X, X) + np.diag(NOISE))
+    reference = scipy.stats.multivariate_normal.logpdf(
+        Y, np.full(12, 0.4), np_gram(X, X) + np.diag(NOISE)
+    )
     np.testing.assert_allclose(float(value), reference, rtol=1e-10)
 
 
@@ -87,7 +91,9 @@ def test_log_prob_float32(numpyro):
     value = gp.numpyro_dist(X32).log_prob(Y32)
     assert value.dtype == jnp.float32
     reference = scipy.stats.multivariate_normal.logpdf(
-        np.float64(Y32), np.full(12, 0.4), np_gram(np.float64(X32), np.float64(X32)) + np.diag(NOISE)
+        np.float64(Y32),
+        np.full(12, 0.4),
+        np_gram(np.float64(X32), np.float64(X32)) + np.diag(NOISE),
     )
     np.testing.assert_allclose(float(value), reference, rtol=1e-4)
 
@@ -95,7 +101,9 @@ def test_log_prob_float32(numpyro):
 def test_passes_through_jit_grad_and_vmap(numpyro):
     gp = make_gp()
     d = gp.numpyro_dist(X)
-    np.testing.assert_allclose(float(jax.jit(lambda d, y: d.log_prob(y))(d, Y)), float(d.log_prob(Y)), rtol=1e-12)
+    np.testing.assert_allclose(
+        float(jax.jit(lambda d, y: d.log_prob(y))(d, Y)), float(d.log_prob(Y)), rtol=1e-12
+    )
     grad_dist = jax.grad(lambda d: d.log_prob(Y))(d)
     grad_gp = jax.grad(lambda gp: gp.log_marginal_likelihood(X, Y))(gp)
     np.testing.assert_allclose(
@@ -110,7 +118,9 @@ def test_passes_through_jit_grad_and_vmap(numpyro):
         return gl.GP(kernel, noise=jnp.asarray(NOISE)).numpyro_dist(X).log_prob(Y)
 
     batched = jax.vmap(log_prob)(lengthscales)
-    np.testing.assert_allclose(np.asarray(batched), [float(log_prob(ls)) for ls in lengthscales], rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(batched), [float(log_prob(ls)) for ls in lengthscales], rtol=1e-12
+    )
 
 
 # ----------------------------------------------------------------- sample
@@ -221,7 +231,14 @@ def test_bayesian_example_runs_small(numpyro, tmp_path, capsys):
     args = ["--n", "40", "--warmup", "30", "--samples", "30", "--chains", "1", "--draws", "10"]
     result = example.main(args + ["--out", str(out)])
     printed = capsys.readouterr().out
-    for expected in ("r_hat", "n_eff", "type-II ML", "full Bayes", "trend_lengthscale", "plot written to"):
+    for expected in (
+        "r_hat",
+        "n_eff",
+        "type-II ML",
+        "full Bayes",
+        "trend_lengthscale",
+        "plot written to",
+    ):
         assert expected in printed
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for score in result["scores"].values():
@@ -229,5 +246,7 @@ def test_bayesian_example_runs_small(numpyro, tmp_path, capsys):
         assert 0.0 <= score["coverage"] <= 1.0
     # The ML model's summary row for the fixed period says so.
     rows = gl.summary(result["ml_model"], fixed=example.fixed_period).split("\n")
-    assert [row.split()[3] for row in rows if row.startswith("kernel.kernels[2].period")] == ["fixed"]
+    assert [row.split()[3] for row in rows if row.startswith("kernel.kernels[2].period")] == [
+        "fixed"
+    ]
     assert float(result["ml_model"].kernel.kernels[2].period) == 1.0

@@ -8,7 +8,6 @@ Reference (Rasmussen & Williams, eqs. 2.23-2.24), written with ``numpy.linalg.so
 with Gram matrices from NumPy closed forms (independent of the library).
 """
 
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -44,7 +43,6 @@ def tol(x64, x32):
     return x64 if X64 else x32
 
 
-
 class LinearMean(eqx.Module):
     w: jax.Array
     b: jax.Array
@@ -61,7 +59,11 @@ KERNELS = [
         lambda: gk.RBF(variance=1.3, lengthscale=jnp.array([0.6, 1.5])),
         lambda A, B: np_rbf(A, B, 1.3, [0.6, 1.5]),
     ),
-    ("matern32", lambda: gk.Matern32(variance=0.7, lengthscale=0.9), lambda A, B: np_matern32(A, B, 0.7, 0.9)),
+    (
+        "matern32",
+        lambda: gk.Matern32(variance=0.7, lengthscale=0.9),
+        lambda A, B: np_matern32(A, B, 0.7, 0.9),
+    ),
     (
         "periodic+rbf",
         lambda: gk.Periodic(period=2.0, lengthscale=0.8) + gk.RBF(variance=0.5, lengthscale=2.0),
@@ -171,7 +173,9 @@ def test_tiny_noise_interpolates(data):
     arithmetic var_i = σ² - σ⁴ [(K + σ²I)⁻¹]_ii ∈ [σ²(1 - 1e-6), σ²].
     """
     n = 6  # fixed, so every example reuses one compiled program per kernel
-    grid = data.draw(st.lists(st.integers(0, 40), min_size=n, max_size=n, unique=True), label="grid")
+    grid = data.draw(
+        st.lists(st.integers(0, 40), min_size=n, max_size=n, unique=True), label="grid"
+    )
     spacing = data.draw(st.floats(1.0, 2.0), label="spacing")
     y = np.array(data.draw(st.lists(st.floats(-5, 5), min_size=n, max_size=n), label="y"))
     c = data.draw(st.floats(-2, 2), label="mean")
@@ -225,8 +229,12 @@ def test_posterior_sample_moments():
     The 1e-8 relative jitter used for sampling is far below these tolerances.
     """
     Xs = XT
-    post = GP(gk.RBF(variance=1.3, lengthscale=jnp.array([0.6, 1.5])), mean=Constant(0.7), noise=0.1).condition(X, Y)
-    mean, cov = textbook(lambda A, B: np_rbf(A, B, 1.3, [0.6, 1.5]), lambda A: np.full(len(A), 0.7), 0.1, Xt=Xs)
+    post = GP(
+        gk.RBF(variance=1.3, lengthscale=jnp.array([0.6, 1.5])), mean=Constant(0.7), noise=0.1
+    ).condition(X, Y)
+    mean, cov = textbook(
+        lambda A, B: np_rbf(A, B, 1.3, [0.6, 1.5]), lambda A: np.full(len(A), 0.7), 0.1, Xt=Xs
+    )
     n_draws = 20_000
     s = np.asarray(post.sample(jax.random.key(1), Xs, n_draws))
     assert s.shape == (n_draws, M)
@@ -262,7 +270,9 @@ def test_float32_posterior_sampling_on_a_dense_grid():
         assert draws.shape == (64, 50) and draws.dtype == np.float32
         assert np.all(np.isfinite(draws))
         # within 6 sd of (variance + jitter 1e-4) of the posterior mean
-        assert np.all(np.abs(draws - np.asarray(mean)) <= 6 * np.sqrt(np.asarray(var) + 1e-4) + 1e-3)
+        assert np.all(
+            np.abs(draws - np.asarray(mean)) <= 6 * np.sqrt(np.asarray(var) + 1e-4) + 1e-3
+        )
     _, *no_jitter = run(GP(gp.kernel, noise=gp.noise, jitter=0.0), jax.random.key(0))
     assert not np.all(np.isfinite(np.asarray(no_jitter[0])))
 

@@ -11,9 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import naming
 
 import gpjax_lite as gl
 from gpjax_lite import kernels, sparse
+
+#: Round-off tolerance of this run's default float (the suite also runs in float32 mode).
+EPS = float(jnp.finfo(jnp.result_type(float)).eps)
 
 N = 12
 X = jnp.linspace(0.0, 3.0, N)
@@ -52,7 +56,6 @@ IDS = [label for label, _, _ in ENTRY_POINTS]
 
 BAD_TYPES = {
     "complex": X + 0j,
-    "bool": X > 1.0,
     "str": "abc",
     "none": None,
     "ragged": [[1.0, 2.0], [3.0]],
@@ -86,7 +89,10 @@ TARGET_ENTRY_POINTS = [
     ("fit", lambda b: gl.fit(GP, X, b, num_steps=2)),
     ("SGPR.elbo", lambda b: SGPR.elbo(X, b)),
     ("SVGP.elbo", lambda b: SVGP.elbo(X, b)),
-    ("batched_lml", lambda b: sparse.sharding.batched_log_marginal_likelihood(GP, X[None], b[None])),
+    (
+        "batched_lml",
+        lambda b: sparse.sharding.batched_log_marginal_likelihood(GP, X[None], b[None]),
+    ),
 ]
 
 
@@ -123,7 +129,7 @@ KEY_ENTRY_POINTS = [
 @pytest.mark.parametrize("kind", list(BAD_KEYS))
 @pytest.mark.parametrize("label,call", KEY_ENTRY_POINTS, ids=[k[0] for k in KEY_ENTRY_POINTS])
 def test_a_key_that_is_not_one_prng_key_is_a_type_error(label, call, kind):
-    with pytest.raises(TypeError, match="`key`"):
+    with pytest.raises(TypeError, match=naming("key")):
         call(BAD_KEYS[kind])
 
 
@@ -136,7 +142,7 @@ def test_both_kinds_of_prng_key_are_accepted(label, call):
 def test_key_is_checked_before_any_factorisation():
     # An indefinite prior covariance would raise CholeskyError if sampling got that far.
     gp = gl.GP(kernels.RBF(lengthscale=1e6), jitter=0.0)
-    with pytest.raises(TypeError, match="`key`"):
+    with pytest.raises(TypeError, match=naming("key")):
         gp.sample(None, jnp.linspace(0.0, 1.0, 50))
 
 
@@ -148,7 +154,10 @@ class VectorMean(gl.means.MeanFunction):
 MEAN_ENTRY_POINTS = [
     ("GP.lml", lambda: gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood(X, Y)),
     ("GP.prior", lambda: gl.GP(kernels.RBF(), VectorMean()).prior(X)),
-    ("GP.lml-jit", lambda: jax.jit(gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood)(X, Y)),
+    (
+        "GP.lml-jit",
+        lambda: jax.jit(gl.GP(kernels.RBF(), VectorMean()).log_marginal_likelihood)(X, Y),
+    ),
     ("SGPR.elbo", lambda: sparse.SGPR(kernels.RBF(), Z, VectorMean()).elbo(X, Y)),
     ("SVGP.elbo", lambda: sparse.SVGP(kernels.RBF(), Z, VectorMean()).elbo(X, Y)),
 ]
@@ -167,7 +176,9 @@ class TestMultivariateNormal:
         assert jnp.issubdtype(d.mean.dtype, jnp.floating)
         np.testing.assert_allclose(np.asarray(d.variance()), [2.0, 3.0])
         expected = -0.5 * (1 / 2 + 0 / 3) - 0.5 * np.log(6.0) - np.log(2 * np.pi)
-        np.testing.assert_allclose(float(d.log_prob(jnp.array([1.0, 1.0]))), expected, rtol=1e-12)
+        np.testing.assert_allclose(
+            float(d.log_prob(jnp.array([1.0, 1.0]))), expected, rtol=100 * EPS
+        )
 
     @pytest.mark.parametrize(
         "mean,cov,error,name",
@@ -187,8 +198,14 @@ class TestMultivariateNormal:
 
 @pytest.mark.parametrize(
     "jitter,error",
-    [(-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("big", TypeError),
-     (True, TypeError), (jnp.ones(2), TypeError)],
+    [
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("big", TypeError),
+        (True, TypeError),
+        (jnp.ones(2), TypeError),
+    ],
 )
 @pytest.mark.parametrize(
     "make",
@@ -199,7 +216,7 @@ class TestMultivariateNormal:
     ids=["GP", "MultivariateNormal"],
 )
 def test_jitter_must_be_a_non_negative_number(make, jitter, error):
-    with pytest.raises(error, match="`jitter`"):
+    with pytest.raises(error, match=naming("jitter")):
         make(jitter)
 
 
@@ -211,7 +228,7 @@ def test_chunked_prediction_equals_one_block(monkeypatch):
     monkeypatch.setattr(cholesky, "PREDICT_CHUNK_SIZE", 5)  # 5 blocks, the last one padded
     chunked = POST.predict(Xt)
     for a, b in zip(whole, chunked):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1000 * EPS, atol=10 * EPS)
     assert chunked[0].shape == (23,)
 
 
@@ -220,10 +237,10 @@ def test_include_noise_is_written_once_for_every_posterior(post):
     Xt = jnp.linspace(0.0, 3.0, 7)
     mean, var = post.predict(Xt)
     _, with_noise = post.predict(Xt, include_noise=True)
-    np.testing.assert_allclose(np.asarray(with_noise - var), 0.1, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(with_noise - var), 0.1, rtol=1e4 * EPS)
     per_point = jnp.linspace(0.01, 0.07, 7)
     _, with_own = post.predict(Xt, include_noise=per_point)
-    np.testing.assert_allclose(np.asarray(with_own - var), np.asarray(per_point), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(with_own - var), np.asarray(per_point), rtol=1e5 * EPS)
     with pytest.raises(TypeError, match="`include_noise`"):
         post.predict(Xt, include_noise=jnp.asarray(True))
     with pytest.raises(ValueError, match="`include_noise`"):
@@ -289,3 +306,46 @@ def test_sgpr_checks_values_set_around_the_constructor():
         eqx.tree_at(lambda m: m.noise, SGPR, -1.0).elbo(X, Y)
     with pytest.raises(ValueError, match="`noise`"):
         sparse.SGPR(kernels.RBF(), Z, noise=-1.0)
+
+
+# ------------------------------------------------------------ dtype is preserved
+def _float32_models():
+    from gpjax_lite import likelihoods
+
+    Z32 = Z.astype(jnp.float32)
+    return [
+        ("GP", gl.GP(kernels.Periodic() + kernels.Matern32(), noise=0.1)),
+        ("SGPR", sparse.SGPR(kernels.RBF(), Z32, noise=0.1)),
+        ("SVGP", sparse.SVGP(kernels.RBF(), Z32, noise=0.1)),
+        ("LaplaceGP", gl.LaplaceGP(kernels.RBF(), likelihoods.Bernoulli())),
+    ]
+
+
+@pytest.mark.parametrize("label,model", _float32_models(), ids=[m[0] for m in _float32_models()])
+def test_float32_data_give_float32_results_with_float64_enabled(label, model):
+    X32 = X.astype(jnp.float32)
+    y32 = (Y > 0.5).astype(jnp.float32) if label == "LaplaceGP" else Y.astype(jnp.float32)
+    objective = (lambda m, X, y: m.elbo(X, y)) if label in ("SGPR", "SVGP") else None
+    value = model.elbo(X32, y32) if objective else model.log_marginal_likelihood(X32, y32)
+    assert value.dtype == jnp.float32
+    post = model if label == "SVGP" else model.condition(X32, y32)
+    mean, variance = post.predict(X32)
+    assert mean.dtype == variance.dtype == jnp.float32
+    assert post.sample(KEY, X32[:5], num_samples=2).dtype == jnp.float32
+    assert post(X32[:5]).covariance().dtype == jnp.float32
+    if label != "SVGP":
+        fitted = gl.fit(model, X32, y32, num_steps=3, objective=objective).model
+        refit_post = fitted if label == "SVGP" else fitted.condition(X32, y32)
+        assert refit_post.predict(X32)[1].dtype == jnp.float32
+
+
+def test_boolean_data_are_read_as_zeros_and_ones():
+    labels = Y > 0.5
+    from gpjax_lite import likelihoods
+
+    model = gl.LaplaceGP(kernels.RBF(), likelihoods.Bernoulli())
+    np.testing.assert_allclose(
+        float(model.log_marginal_likelihood(X, labels)),
+        float(model.log_marginal_likelihood(X, labels.astype(float))),
+        rtol=100 * EPS,
+    )

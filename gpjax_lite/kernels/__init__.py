@@ -5,6 +5,7 @@ from .combinations import Product, Scaled, Sum
 from .constant import Constant, White
 from .dot_product import Linear, Polynomial
 from .periodic import Cosine, Periodic
+from .sho import SHO
 from .stationary import (
     RBF,
     Exponential,
@@ -28,6 +29,7 @@ __all__ = [
     "RationalQuadratic",
     "Periodic",
     "Cosine",
+    "SHO",
     "Linear",
     "Polynomial",
     "Constant",

@@ -32,18 +32,20 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._module import Module
 from .._checks import as_inputs, as_point
+from .._module import Module
 from ..parameters import check_hyperparameters
 
 
-def vmap_cross(pointwise, X: Float[Array, "n d"], Y: Float[Array, "m d"]) -> Float[Array, "n m"]:
+def vmap_cross(
+    pointwise, X: Float[Array | np.ndarray, "n d"], Y: Float[Array | np.ndarray, "m d"]
+) -> Float[Array, "n m"]:
     """The one vmap core: ``pointwise(x, y)`` on every pair of rows of ``X`` and ``Y``.
 
     Args:
         pointwise: a function of two points of shape ``(d,)`` returning a scalar.
-        X: ``(n, d)`` array of points.
-        Y: ``(m, d)`` array of points.
+        X: ``(n, d)`` array of points (a JAX or NumPy array).
+        Y: ``(m, d)`` array of points (a JAX or NumPy array).
 
     Returns:
         The ``(n, m)`` matrix ``[pointwise(X[i], Y[j])]``.

@@ -16,8 +16,8 @@ import operator
 
 from jaxtyping import Array, Float
 
-from .base import Kernel
 from ..parameters import positive_field
+from .base import Kernel
 
 
 class _Combination(Kernel):
@@ -131,4 +131,3 @@ class Scaled(Kernel):
 
     def matrix_path(self, d, dtype):
         return self.kernel.matrix_path(self._active_dim(d), dtype)
-

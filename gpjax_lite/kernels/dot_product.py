@@ -41,8 +41,9 @@ class Polynomial(Kernel):
         degree: a static positive integer (default 2); it is not optimised.
 
     Raises:
-        ValueError: if ``variance`` or ``bias`` is not positive and finite.
-        TypeError: if ``degree`` is not a positive ``int``.
+        ValueError: if ``variance`` or ``bias`` is not positive and finite, or
+            ``degree < 1``.
+        TypeError: if ``degree`` is not an ``int``.
     """
 
     variance: Float[Array, ""] = positive_field(1.0, shape="scalar", kw_only=True)
@@ -50,8 +51,10 @@ class Polynomial(Kernel):
     degree: int = eqx.field(default=2, static=True, kw_only=True)
 
     def __check_init__(self):
-        if not (isinstance(self.degree, numbers.Integral) and self.degree >= 1):
+        if isinstance(self.degree, bool) or not isinstance(self.degree, numbers.Integral):
             raise TypeError(f"`degree` must be a positive int, got {self.degree!r}.")
+        if self.degree < 1:
+            raise ValueError(f"`degree` must be a positive int, got {self.degree!r}.")
 
     def evaluate(self, x, y):
         return self.variance * (jnp.dot(x, y) + self.bias) ** self.degree

@@ -117,7 +117,7 @@ class Stationary(Kernel):
     _smooth_in_r2 = False
 
     @abc.abstractmethod
-    def profile(self, r2: Float[Array, "..."]) -> Float[Array, "..."]:
+    def profile(self, r2: Float[Array, ...]) -> Float[Array, ...]:
         """The profile ``f`` as an elementwise function of the squared scaled distance ``r²``."""
 
     def evaluate(self, x, y):

@@ -70,13 +70,21 @@ class Solver(Module):
 
     @abc.abstractmethod
     def log_marginal_likelihood(
-        self, kernel, X: Float[Array, "n d"], noise: Float[Array, " n"], residual: Float[Array, " n"]
+        self,
+        kernel,
+        X: Float[Array, "n d"],
+        noise: Float[Array, " n"],
+        residual: Float[Array, " n"],
     ) -> Float[Array, ""]:
         """``log N(residual | 0, k(X, X) + diag(noise))`` (nats)."""
 
     @abc.abstractmethod
     def condition(
-        self, kernel, X: Float[Array, "n d"], noise: Float[Array, " n"], residual: Float[Array, " n"]
+        self,
+        kernel,
+        X: Float[Array, "n d"],
+        noise: Float[Array, " n"],
+        residual: Float[Array, " n"],
     ) -> SolverState:
         """Factorise ``k(X, X) + diag(noise)`` once, for the posterior to reuse."""
 
@@ -87,7 +95,11 @@ class Solver(Module):
         return MultivariateNormal(mean, kernel.gram(X), jitter=jitter)
 
     def loo_log_predictive(
-        self, kernel, X: Float[Array, "n d"], noise: Float[Array, " n"], residual: Float[Array, " n"]
+        self,
+        kernel,
+        X: Float[Array, "n d"],
+        noise: Float[Array, " n"],
+        residual: Float[Array, " n"],
     ) -> Float[Array, ""]:
         """``Σ_i log N(residual_i | μ₋ᵢ, σ²₋ᵢ)``: the leave-one-out predictive log density (nats).
 

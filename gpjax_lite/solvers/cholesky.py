@@ -108,7 +108,6 @@ class Cholesky(Solver):
         L = cholesky(K + jnp.diag(noise.astype(K.dtype)), what="K + noise·I")
         return CholeskyState(X=X, cholesky_factor=L, alpha=cho_solve(L, residual))
 
-
     def loo_log_predictive(self, kernel, X, noise, residual):
         """The leave-one-out predictive log density from ``diag((K + Σ)⁻¹)`` (R&W eq. 5.10–5.12).
 

@@ -56,8 +56,7 @@ def check_inducing_inputs(Z) -> jax.Array:
     """Inducing inputs as ``(m, d)`` (``(m,)`` read as ``(m, 1)``), finite, with ``m >= 1``."""
     Z = as_inputs("inducing_inputs", Z)
     if Z.shape[0] < 1:
-        raise ValueError("`inducing_inputs` must hold at least one point, got shape "
-                         f"{Z.shape}.")
+        raise ValueError(f"`inducing_inputs` must hold at least one point, got shape {Z.shape}.")
     return Z
 
 
@@ -106,7 +105,9 @@ def inducing_cholesky(kernel, Z, jitter):
     :func:`gpjax_lite.linalg.add_jitter` (``None``: 1e-8 in float64, 1e-4 in
     float32).
     """
-    return cholesky(add_jitter(kernel.gram(Z), jitter), what="k(Z, Z) + jitter·I (the inducing inputs)")
+    return cholesky(
+        add_jitter(kernel.gram(Z), jitter), what="k(Z, Z) + jitter·I (the inducing inputs)"
+    )
 
 
 # --------------------------------------------------------------------- chunking
@@ -133,7 +134,9 @@ def chunked_sum(fn, arrays, chunk_size, dtype):
         return fn(*arrays, jnp.ones((n,), dtype))
     num_chunks = -(-n // chunk_size)
     chunks = [_pad_rows(a, num_chunks, chunk_size) for a in arrays]
-    weights = (jnp.arange(num_chunks * chunk_size) < n).astype(dtype).reshape(num_chunks, chunk_size)
+    weights = (
+        (jnp.arange(num_chunks * chunk_size) < n).astype(dtype).reshape(num_chunks, chunk_size)
+    )
 
     body_fn = jax.checkpoint(fn)
     first = jax.eval_shape(fn, *[c[0] for c in chunks], weights[0])
@@ -158,9 +161,10 @@ def chunked_map(fn, X, chunk_size):
 
 
 def as_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
-    """A Python/NumPy integer in ``[minimum, maximum]``, else ``ValueError`` naming ``name``."""
+    """A Python/NumPy integer in ``[minimum, maximum]``: ``TypeError`` naming ``name`` for
+    another type (a float, a bool), ``ValueError`` for a value outside the range."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an int, got {value!r}.")
+        raise TypeError(f"`{name}` must be an int, got {value!r}.")
     value = int(value)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"

@@ -43,15 +43,15 @@ from .._checks import (
     as_float_array,
     as_inputs,
     as_targets,
-    check_kernel_and_mean,
     check_jitter,
+    check_kernel_and_mean,
     evaluate_mean,
 )
+from .._module import Module
 from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
-from .._module import Module
 from ..parameters import check_hyperparameters, positive_field
 from ..posterior import AbstractPosterior
 from ._common import (
@@ -110,8 +110,16 @@ class SGPR(Module):
         check_jitter(self.jitter)
         check_chunk_size(self.chunk_size)
 
-    def __init__(self, kernel, inducing_inputs, mean=None, noise=1e-2, *, jitter=None,
-                 chunk_size=DEFAULT_CHUNK_SIZE):
+    def __init__(
+        self,
+        kernel,
+        inducing_inputs,
+        mean=None,
+        noise=1e-2,
+        *,
+        jitter=None,
+        chunk_size=DEFAULT_CHUNK_SIZE,
+    ):
         Z = check_inducing_inputs(inducing_inputs)
         self.inducing_inputs = Z
         self.kernel, self.mean, self.noise = cast_weak_leaves(
@@ -175,7 +183,7 @@ class SGPR(Module):
         raise_if_not_finite(value, "k(Z, Z) + jitter·I or I + A Aᵀ (SGPR)")
         return value
 
-    def condition(self, X, y) -> "SGPRPosterior":
+    def condition(self, X, y) -> SGPRPosterior:
         """The approximate posterior under the optimal ``q(u)`` given ``y`` at ``X``."""
         X, y = self._data(X, y)
         L, LB, c = _condition(self, X, y)
@@ -236,7 +244,9 @@ class SGPRPosterior(AbstractPosterior):
 
     def is_valid(self) -> Float[Array, ""]:
         """Whether both factorisations succeeded (all finite); usable under ``jit``."""
-        return jnp.all(jnp.isfinite(self.cholesky_factor)) & jnp.all(jnp.isfinite(self.cholesky_factor_b))
+        return jnp.all(jnp.isfinite(self.cholesky_factor)) & jnp.all(
+            jnp.isfinite(self.cholesky_factor_b)
+        )
 
     def _check_test_inputs(self, Xt):
         check_hyperparameters(self.model)

@@ -112,8 +112,19 @@ class SVGP(AbstractPosterior):
     jitter: float | None = eqx.field(default=None, static=True, kw_only=True)
     chunk_size: int | None = eqx.field(default=DEFAULT_CHUNK_SIZE, static=True, kw_only=True)
 
-    def __init__(self, kernel, inducing_inputs, mean=None, noise=None, *, likelihood=None,
-                 q_mu=None, q_sqrt=None, jitter=None, chunk_size=DEFAULT_CHUNK_SIZE):
+    def __init__(
+        self,
+        kernel,
+        inducing_inputs,
+        mean=None,
+        noise=None,
+        *,
+        likelihood=None,
+        q_mu=None,
+        q_sqrt=None,
+        jitter=None,
+        chunk_size=DEFAULT_CHUNK_SIZE,
+    ):
         Z = check_inducing_inputs(inducing_inputs)
         m = Z.shape[0]
         self.inducing_inputs = Z
@@ -154,8 +165,10 @@ class SVGP(AbstractPosterior):
         return self.inducing_inputs.shape[0]
 
     @property
-    def noise(self) -> Float[Array, ""]:
+    def noise(self):
         """The Gaussian likelihood's noise variance ``σ²`` (``AttributeError`` for other likelihoods)."""
+        # Not annotated ``Float[Array, ""]``: selectors such as ``fixed=lambda m: m.noise`` also
+        # read it on a mask tree of the model's shape, where the leaf is a bool.
         if not isinstance(self.likelihood, Gaussian):
             # AttributeError, not TypeError: `hasattr(model, "noise")` must answer False.
             raise AttributeError(  # noqa: TRY004
@@ -234,8 +247,12 @@ class SVGP(AbstractPosterior):
         if num_data is None:
             num_data = b
         elif not isinstance(num_data, jax.core.Tracer):
-            if isinstance(num_data, (bool, np.bool_)) or not isinstance(num_data, (int, np.integer)):
-                raise TypeError(f"`num_data` must be an int (the data set's size), got {num_data!r}.")
+            if isinstance(num_data, (bool, np.bool_)) or not isinstance(
+                num_data, (int, np.integer)
+            ):
+                raise TypeError(
+                    f"`num_data` must be an int (the data set's size), got {num_data!r}."
+                )
             if num_data < b:
                 raise ValueError(f"`num_data` ({num_data}) must be at least the batch size {b}.")
         value = _elbo(self, X, y, jnp.asarray(num_data / b, dtype=jnp.result_type(X, y)))
@@ -270,7 +287,7 @@ class SVGP(AbstractPosterior):
         return self.likelihood.predict(mean, variance)
 
     # ------------------------------------------------------ closed-form q(v)
-    def with_optimal_variational(self, X, y) -> "SVGP":
+    def with_optimal_variational(self, X, y) -> SVGP:
         """This model with ``q_mu``, ``q_sqrt`` replaced by the optimal ``q(v)`` for ``(X, y)``.
 
         For Gaussian noise the ELBO is maximised over ``q(v)`` in closed form
@@ -326,8 +343,14 @@ def _joint(model, Xt):
 
 @eqx.filter_jit
 def _optimal_variational(model, X, y):
-    sgpr = SGPR(model.kernel, model.inducing_inputs, model.mean, model.noise,
-                jitter=model.jitter, chunk_size=model.chunk_size)
+    sgpr = SGPR(
+        model.kernel,
+        model.inducing_inputs,
+        model.mean,
+        model.noise,
+        jitter=model.jitter,
+        chunk_size=model.chunk_size,
+    )
     _, LB, c, _ = sgpr._statistics(X, y)
     m = LB.shape[0]
     q_mu = jax.scipy.linalg.solve_triangular(LB, c, lower=True, trans=1)  # LB⁻ᵀ c
@@ -453,10 +476,10 @@ def fit_svgp(
     Raises:
         ValueError: bad shapes or non-finite data, ``X`` whose columns differ
             from ``inducing_inputs``, ``batch_size`` outside ``[1, n]`` (or not
-            divisible by the mesh), ``num_steps < 1``, a missing ``key``, a
-            ``fixed`` that does not select parts of the model (or selects all
-            of it).
-        TypeError: a ``model`` that is not an :class:`SVGP`, an ``optimizer``
+            divisible by the mesh), ``num_steps < 1``, a ``fixed`` that does
+            not select parts of the model (or selects all of it).
+        TypeError: a ``model`` that is not an :class:`SVGP`, a ``batch_size``
+            or ``num_steps`` that is not an int, a missing ``key``, an ``optimizer``
             that is not an optax ``GradientTransformation``, a ``progress``
             that is not a bool.
     """
@@ -467,7 +490,7 @@ def fit_svgp(
     batch_size = as_int("batch_size", batch_size, minimum=1, maximum=n)
     num_steps = check_loop_arguments(optimizer=optimizer, num_steps=num_steps, progress=progress)
     if key is None:
-        raise ValueError("`key` is required: it draws the minibatches.")
+        raise TypeError("`key` is required: it draws the minibatches.")
 
     params, static, initial, mask = split_trainable(model, fixed, X.dtype)
     starts = jax.tree_util.tree_map(lambda p: p[None], params)
@@ -484,10 +507,21 @@ def fit_svgp(
         starts, initial, static, X, y = replicate((starts, initial, static, X, y), mesh)
 
     result = minimise(
-        NegativeMinibatchELBO(batch_size, mesh), starts, initial, static, mask, (X, y), key,
-        optimizer, num_steps, jnp.asarray(progress), stochastic=True, name="fit_svgp",
+        NegativeMinibatchELBO(batch_size, mesh),
+        starts,
+        initial,
+        static,
+        mask,
+        (X, y),
+        key,
+        optimizer,
+        num_steps,
+        jnp.asarray(progress),
+        stochastic=True,
+        name="fit_svgp",
         label="-ELBO ≈",
     )
     warn_about_run("fit_svgp", result, stochastic=True)
-    return SVGPFitResult(model=result.model, losses=result.losses,
-                         nonfinite_step=result.nonfinite_step)
+    return SVGPFitResult(
+        model=result.model, losses=result.losses, nonfinite_step=result.nonfinite_step
+    )

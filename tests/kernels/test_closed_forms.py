@@ -129,7 +129,9 @@ def test_gram_cross_diag_match_closed_form(name, dtype):
     build, ref = CASES[name]
     # d = 1 passed as (n,) (float64 only); d = D_WIDE with ARD lengthscales
     # (the stationary fast path).
-    k1, kw = (build(1), build(D_WIDE)) if dtype == np.float64 else (None, _to_float32(build(D_WIDE)))
+    k1, kw = (
+        (build(1), build(D_WIDE)) if dtype == np.float64 else (None, _to_float32(build(D_WIDE)))
+    )
     X1, Y1 = _inputs(1, N, 0, dtype, flat=True), _inputs(1, M, 1, dtype, flat=True)
     Xw, Yw = _inputs(D_WIDE, N, 2, dtype), _inputs(D_WIDE, M, 3, dtype)
     narrow, (gw, cw, dw) = _matrices(k1, kw, X1, Y1, Xw, Yw)
@@ -182,11 +184,15 @@ def test_matern_values_at_r_equal_one():
     x, y = jnp.array([0.0]), jnp.array([2.0])  # r = 1 with lengthscale 2
     np.testing.assert_allclose(gk.Matern12(lengthscale=2.0)(x, y), math.exp(-1), rtol=1e-14)
     s3, s5 = math.sqrt(3), math.sqrt(5)
-    np.testing.assert_allclose(gk.Matern32(lengthscale=2.0)(x, y), (1 + s3) * math.exp(-s3), rtol=1e-14)
+    np.testing.assert_allclose(
+        gk.Matern32(lengthscale=2.0)(x, y), (1 + s3) * math.exp(-s3), rtol=1e-14
+    )
     np.testing.assert_allclose(
         gk.Matern52(lengthscale=2.0)(x, y), (1 + s5 + 5 / 3) * math.exp(-s5), rtol=1e-14
     )
-    np.testing.assert_allclose(gk.RationalQuadratic(alpha=0.5, lengthscale=2.0)(x, y), 2**-0.5, rtol=1e-14)
+    np.testing.assert_allclose(
+        gk.RationalQuadratic(alpha=0.5, lengthscale=2.0)(x, y), 2**-0.5, rtol=1e-14
+    )
 
 
 def test_periodic_is_periodic_in_each_column():
@@ -223,7 +229,9 @@ def test_aliases_are_the_same_classes():
 
 # ------------------------------------------------------------------- White
 @pytest.mark.parametrize(
-    "d, flat, dtype", [(1, True, np.float64), (D_WIDE, False, np.float32)], ids=["n-f64", "wide-f32"]
+    "d, flat, dtype",
+    [(1, True, np.float64), (D_WIDE, False, np.float32)],
+    ids=["n-f64", "wide-f32"],
 )
 def test_white(d, flat, dtype):
     k = gk.White(variance=0.3)
@@ -313,13 +321,18 @@ def test_periodic_feature_path_gradients_match_vmap_core():
     g_fast = jax.grad(loss)(k, False)
     g_core = jax.grad(loss)(k, True)
     for name in ("variance", "lengthscale", "period"):
-        np.testing.assert_allclose(getattr(g_fast, name), getattr(g_core, name), rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(
+            getattr(g_fast, name), getattr(g_core, name), rtol=1e-9, atol=1e-10
+        )
 
 
 def test_periodic_feature_path_float32():
     """In float32 the centred, period-reduced phases keep the error at float32 round-off."""
     X = jnp.asarray(_inputs(2, 20, 15) * 3.0 + 1990.0, dtype=jnp.float32)
-    k = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), gk.Periodic(variance=1.0, lengthscale=0.8, period=1.0))
+    k = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, jnp.float32),
+        gk.Periodic(variance=1.0, lengthscale=0.8, period=1.0),
+    )
     K = k.gram(X)
     assert K.dtype == jnp.float32
     fast = np.asarray(K, dtype=np.float64)

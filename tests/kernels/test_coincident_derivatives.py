@@ -27,7 +27,13 @@ import gpjax_lite.kernels as gk
 
 V = 1.5
 WIDE = 33  # beyond COLUMNWISE_MAX_DIM: the vmap core
-G0 = {"RBF": -0.5, "RationalQuadratic": -0.5, "Matern12": 0.0, "Matern32": -1.5, "Matern52": -5.0 / 6.0}
+G0 = {
+    "RBF": -0.5,
+    "RationalQuadratic": -0.5,
+    "Matern12": 0.0,
+    "Matern32": -1.5,
+    "Matern52": -5.0 / 6.0,
+}
 
 
 def lengthscales(d):
@@ -100,7 +106,16 @@ def closed_form(name, d, p):
     raise ValueError(name)
 
 
-NAMES = list(G0) + ["Periodic", "Cosine", "Linear", "Polynomial", "Constant", "Sum", "Product", "Scaled"]
+NAMES = list(G0) + [
+    "Periodic",
+    "Cosine",
+    "Linear",
+    "Polynomial",
+    "Constant",
+    "Sum",
+    "Product",
+    "Scaled",
+]
 # d = 3 everywhere; scalar lengthscales at d = 1; the vmap core beyond COLUMNWISE_MAX_DIM.
 CASES = (
     [(n, 3) for n in NAMES]
@@ -165,7 +180,11 @@ def test_first_and_second_input_derivatives_at_coincident_points(name, d, dtype)
         for key, value in got[how].items():
             assert value.dtype == dtype, (how, key)
             np.testing.assert_allclose(
-                np.asarray(value, np.float64), want[key], rtol=rtol, atol=atol, err_msg=f"{how}: {key}"
+                np.asarray(value, np.float64),
+                want[key],
+                rtol=rtol,
+                atol=atol,
+                err_msg=f"{how}: {key}",
             )
 
 
@@ -182,7 +201,9 @@ def test_cross_entry_mixed_derivative(name):
 def test_paths_exercised_above():
     # The cases above cover every path in each dtype.
     paths = {
-        (n, d, np.dtype(t).name): build(n, d, t).matrix_path(d, t) for n, d in PLAIN_CASES for t in DTYPES
+        (n, d, np.dtype(t).name): build(n, d, t).matrix_path(d, t)
+        for n, d in PLAIN_CASES
+        for t in DTYPES
     }
     assert paths[("RBF", 1, "float64")] == "columns"
     assert paths[("RBF", 3, "float64")] == "matmul"
@@ -249,7 +270,9 @@ def hyperparameter_derivatives(k, X):
 
     second = None
     if hasattr(k, "lengthscale"):
-        second = jax.hessian(lambda ls: value(eqx.tree_at(lambda k: k.lengthscale, k, ls)))(k.lengthscale)
+        second = jax.hessian(lambda ls: value(eqx.tree_at(lambda k: k.lengthscale, k, ls)))(
+            k.lengthscale
+        )
     return eqx.filter_grad(value)(k), second
 
 
@@ -259,4 +282,6 @@ def test_matern12_documented_values_at_the_kink():
     assert float(jax.grad(f, 0)(0.3, 0.3)) == 0.0
     assert float(jax.grad(jax.grad(f, 0), 1)(0.3, 0.3)) == 0.0
     # and off the kink, the ordinary derivative -v/ℓ · sign(x - y) · exp(-|x - y|/ℓ)
-    np.testing.assert_allclose(jax.grad(f, 0)(0.5, 0.3), -1.5 / 0.7 * math.exp(-0.2 / 0.7), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.grad(f, 0)(0.5, 0.3), -1.5 / 0.7 * math.exp(-0.2 / 0.7), rtol=1e-12
+    )

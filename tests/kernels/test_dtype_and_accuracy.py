@@ -60,7 +60,9 @@ def test_every_kernel_keeps_the_input_dtype(dtype, d):
         for method, call in methods.items():
             # eval_shape runs every check and traces every path, without compiling
             out = jax.eval_shape(call)
-            assert out.dtype == dtype, f"{name}.{method}: {out.dtype} (path {k.matrix_path(d, dtype)})"
+            assert out.dtype == dtype, (
+                f"{name}.{method}: {out.dtype} (path {k.matrix_path(d, dtype)})"
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -76,7 +78,9 @@ def test_issue_example_periodic_float32_gram():
     K = gk.Periodic().gram(t)
     assert K.dtype == jnp.float32
     t64 = np.asarray(t, np.float64)[:, None]
-    np.testing.assert_allclose(np.asarray(K, np.float64), np_periodic(t64, t64, 1.0, 1.0, 1.0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(K, np.float64), np_periodic(t64, t64, 1.0, 1.0, 1.0), atol=1e-5
+    )
 
 
 def test_float64_hyperparameters_follow_float32_inputs_and_keep_their_gradients():
@@ -88,7 +92,9 @@ def test_float64_hyperparameters_follow_float32_inputs_and_keep_their_gradients(
     assert k.gram(X).dtype == jnp.float32
     grad = jax.grad(lambda ls: jnp.sum(gk.RBF(lengthscale=ls).gram(X)))(k.lengthscale)
     assert grad.dtype == jnp.float64
-    grad32 = jax.grad(lambda ls: jnp.sum(gk.RBF(lengthscale=ls).gram(X)))(k.lengthscale.astype(np.float32))
+    grad32 = jax.grad(lambda ls: jnp.sum(gk.RBF(lengthscale=ls).gram(X)))(
+        k.lengthscale.astype(np.float32)
+    )
     np.testing.assert_allclose(grad, grad32, rtol=1e-5)
 
 
@@ -167,7 +173,11 @@ def test_issue_example_float32_gram_factorises():
     X = spread_inputs(1000, 3, np.float32)
     K = gk.RBF().gram(X)
     assert K.dtype == jnp.float32
-    err = np.max(np.abs(np.asarray(K, np.float64) - np_rbf(X.astype(np.float64), X.astype(np.float64), 1.0, 1.0)))
+    err = np.max(
+        np.abs(
+            np.asarray(K, np.float64) - np_rbf(X.astype(np.float64), X.astype(np.float64), 1.0, 1.0)
+        )
+    )
     assert err < 1e-6
     for noise in (1e-3, 1e-4):
         L = jnp.linalg.cholesky(K + noise * jnp.eye(1000, dtype=jnp.float32))

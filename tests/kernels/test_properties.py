@@ -67,7 +67,10 @@ ALL = STATIONARY + [
     "White",
 ]
 # The fast-path kernels are checked on both sides of FAST_PATH_MIN_DIM.
-CASES = [(name, D_WIDE) for name in ALL if name != "Polynomial1"] + [("RBF", 2), ("RationalQuadratic", 2)]
+CASES = [(name, D_WIDE) for name in ALL if name != "Polynomial1"] + [
+    ("RBF", 2),
+    ("RationalQuadratic", 2),
+]
 
 
 def scale_of(K):
@@ -176,7 +179,16 @@ def _active_vs_sliced(k_active, k_plain, X, Y):
 
 # One kernel per implementation of the matrix hooks (vmap core, stationary fast
 # path, matrix-product dot-product kernels, White's overrides).
-ACTIVE_CASES = ["RBF", "Matern32", "Periodic", "Cosine", "Linear", "Polynomial3", "Constant", "White"]
+ACTIVE_CASES = [
+    "RBF",
+    "Matern32",
+    "Periodic",
+    "Cosine",
+    "Linear",
+    "Polynomial3",
+    "Constant",
+    "White",
+]
 
 
 @pytest.mark.parametrize("name", ACTIVE_CASES)
@@ -212,7 +224,8 @@ def test_active_dims_kernel_sees_only_its_columns():
     X2[:, [0, 2]] += 100.0  # the inactive columns do not matter
     np.testing.assert_array_equal(_summary(k, X)[0], _summary(k, X2)[0])
     np.testing.assert_allclose(
-        k(X[0], X[1]), np.exp(-0.5 * (((X[0, 3] - X[1, 3]) / 0.5) ** 2 + ((X[0, 1] - X[1, 1]) / 2.0) ** 2))
+        k(X[0], X[1]),
+        np.exp(-0.5 * (((X[0, 3] - X[1, 3]) / 0.5) ** 2 + ((X[0, 1] - X[1, 1]) / 2.0) ** 2)),
     )
 
 
@@ -236,7 +249,9 @@ def test_sum_product_scale_are_elementwise(n1, n2, data):
     c = data.draw(POS, label="c")
     X = data.draw(inputs(N, D_WIDE), label="X")
     Y = data.draw(inputs(N - 3, D_WIDE), label="Y")
-    m1, m2, msum, mprod, mc1, m2c = (tuple(np.asarray(a) for a in m) for m in _algebra(k1, k2, c, X, Y))
+    m1, m2, msum, mprod, mc1, m2c = (
+        tuple(np.asarray(a) for a in m) for m in _algebra(k1, k2, c, X, Y)
+    )
     for a, b, s, p, s1, s2 in zip(m1, m2, msum, mprod, mc1, m2c):
         np.testing.assert_allclose(s, a + b, rtol=1e-13, atol=1e-13 * scale_of(a + b))
         np.testing.assert_allclose(p, a * b, rtol=1e-13, atol=1e-13 * scale_of(a * b))
@@ -253,7 +268,10 @@ def _nested(k1, k2, k3, k4, X, Y):
 
 @given(data=st.data())
 def test_nested_algebra(data):
-    ks = [data.draw(kernels(n, D_WIDE), label=n) for n in ("RBF", "Periodic", "Matern52", "Polynomial1")]
+    ks = [
+        data.draw(kernels(n, D_WIDE), label=n)
+        for n in ("RBF", "Periodic", "Matern52", "Polynomial1")
+    ]
     X = data.draw(inputs(N, D_WIDE), label="X")
     Y = data.draw(inputs(N - 1, D_WIDE), label="Y")
     combined, parts = _nested(*ks, X, Y)

@@ -27,16 +27,20 @@ BUILDERS = {
     "Matern12": lambda d: gk.Matern12(variance=0.7, lengthscale=_ls(d)),
     "Matern32": lambda d: gk.Matern32(variance=1.9, lengthscale=_ls(d)),
     "Matern52": lambda d: gk.Matern52(variance=1.1, lengthscale=_ls(d)),
-    "RationalQuadratic": lambda d: gk.RationalQuadratic(variance=1.2, lengthscale=_ls(d), alpha=1.7),
+    "RationalQuadratic": lambda d: gk.RationalQuadratic(
+        variance=1.2, lengthscale=_ls(d), alpha=1.7
+    ),
     "Periodic": lambda d: gk.Periodic(variance=0.8, lengthscale=_ls(d), period=1.4),
     "Cosine": lambda d: gk.Cosine(variance=1.5, period=2.3),
     "Linear": lambda d: gk.Linear(variance=0.6),
     "Polynomial": lambda d: gk.Polynomial(variance=0.4, bias=0.9, degree=3),
     "Constant": lambda d: gk.Constant(variance=2.2),
     "White": lambda d: gk.White(variance=0.3),
-    "Sum*Product": lambda d: 0.5
-    * (gk.RBF(lengthscale=_ls(d)) + gk.Linear(variance=0.2))
-    * gk.Periodic(period=0.9, variance=1.1),
+    "Sum*Product": lambda d: (
+        0.5
+        * (gk.RBF(lengthscale=_ls(d)) + gk.Linear(variance=0.2))
+        * gk.Periodic(period=0.9, variance=1.1)
+    ),
 }
 # (kernel, d): every kernel in 1-D; the fast-path kernels also wide, with ARD.
 GRAD_CASES = [(name, 1) for name in BUILDERS] + [
@@ -256,7 +260,9 @@ def test_float32_under_jit_stays_float32():
     g, c, dg = jax.jit(_mats)(k, X, X[:3])
     assert g.dtype == c.dtype == dg.dtype == jnp.float32
     grad = jax.jit(jax.grad(lambda k: jnp.sum(k.gram(X))))(k)
-    assert np.all(np.isfinite(np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(grad)])))
+    assert np.all(
+        np.isfinite(np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(grad)]))
+    )
 
 
 @pytest.mark.gpu

@@ -37,7 +37,14 @@ SCALAR_FIELDS = [
     (gk.Constant, "variance"),
     (gk.White, "variance"),
 ]
-LENGTHSCALE_KERNELS = [gk.RBF, gk.Matern12, gk.Matern32, gk.Matern52, gk.RationalQuadratic, gk.Periodic]
+LENGTHSCALE_KERNELS = [
+    gk.RBF,
+    gk.Matern12,
+    gk.Matern32,
+    gk.Matern52,
+    gk.RationalQuadratic,
+    gk.Periodic,
+]
 ALL_FIELDS = SCALAR_FIELDS + [(cls, "lengthscale") for cls in LENGTHSCALE_KERNELS]
 IDS = [f"{c.__name__}.{n}" for c, n in ALL_FIELDS]
 
@@ -55,8 +62,17 @@ BAD_TYPES = [
     [1.0, [2.0, 3.0]],  # ragged
 ]
 BAD_TYPE_IDS = [
-    "complex", "np-complex", "jnp-complex", "bool", "np-bool", "jnp-bool", "str", "None",
-    "object", "object-array", "ragged",
+    "complex",
+    "np-complex",
+    "jnp-complex",
+    "bool",
+    "np-bool",
+    "jnp-bool",
+    "str",
+    "None",
+    "object",
+    "object-array",
+    "ragged",
 ]
 
 
@@ -68,7 +84,9 @@ def test_wrong_type_is_a_type_error_naming_the_field(cls, name, bad):
         cls(**{name: bad})
 
 
-@pytest.mark.parametrize("cls, name", SCALAR_FIELDS, ids=[f"{c.__name__}.{n}" for c, n in SCALAR_FIELDS])
+@pytest.mark.parametrize(
+    "cls, name", SCALAR_FIELDS, ids=[f"{c.__name__}.{n}" for c, n in SCALAR_FIELDS]
+)
 def test_non_scalar_hyperparameter_is_a_value_error_naming_it(cls, name):
     for bad in (jnp.array([1.0, 2.0, 3.0]), [0.5], np.ones((2, 2))):
         with pytest.raises(ValueError, match=f"`{name}` must be a scalar"):
@@ -332,7 +350,9 @@ def test_hooks_receive_selected_columns():
     np.testing.assert_allclose(k.cross(Xw, Yw), A @ B.T, rtol=1e-12)
     np.testing.assert_allclose(k.gram(Xw), A @ A.T, rtol=1e-12)
     # Inside a sum, each term selects from the sum's selection: here [x1, x0, x2].
-    s = gk.Sum((LinearByHook(active_dims=(0, 2)), gk.Linear(active_dims=(1,))), active_dims=(1, 0, 2))
+    s = gk.Sum(
+        (LinearByHook(active_dims=(0, 2)), gk.Linear(active_dims=(1,))), active_dims=(1, 0, 2)
+    )
     first = Xw[:, [1, 2]]
     expected = first @ first.T + np.outer(Xw[:, 0], Xw[:, 0])
     np.testing.assert_allclose(s.gram(Xw), expected, rtol=1e-12)

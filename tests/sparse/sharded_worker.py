@@ -36,15 +36,28 @@ def main(path):
     mesh = sharding.data_mesh()
     out = problems.sharded_quantities(mesh)
     arrays = {name: np.asarray(value) for name, value in out.items()}
-    arrays["_error_shard_batch"] = np.asarray(_error_message(lambda: sharding.shard_batch(np.ones(9), mesh)))
+    arrays["_error_shard_batch"] = np.asarray(
+        _error_message(lambda: sharding.shard_batch(np.ones(9), mesh))
+    )
     X, y = problems.regression_2d()
-    arrays["_error_batch_size"] = np.asarray(_error_message(
-        lambda: sparse.fit_svgp(problems.svgp(X[:8]), X, y, batch_size=12, num_steps=1,
-                                key=jax.random.key(0), mesh=mesh)
-    ))
+    arrays["_error_batch_size"] = np.asarray(
+        _error_message(
+            lambda: sparse.fit_svgp(
+                problems.svgp(X[:8]),
+                X,
+                y,
+                batch_size=12,
+                num_steps=1,
+                key=jax.random.key(0),
+                mesh=mesh,
+            )
+        )
+    )
     # Evidence that the work is split, not replicated: the batch axis is cut into
     # 8 pieces, and the data-sharded ELBO's compiled program all-reduces partial sums.
-    arrays["_shard_shape_batched_mll"] = np.asarray(out["batched_mll"].addressable_shards[0].data.shape)
+    arrays["_shard_shape_batched_mll"] = np.asarray(
+        out["batched_mll"].addressable_shards[0].data.shape
+    )
     Xd, yd = sharding.shard_batch((X, y), mesh)
     hlo = jax.jit(sparse.svgp_elbo).lower(problems.svgp(X[:8]), Xd, yd).compile().as_text()
     arrays["_svgp_elbo_all_reduce"] = np.asarray("all-reduce" in hlo)

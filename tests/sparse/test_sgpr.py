@@ -31,7 +31,9 @@ def test_predictions_equal_exact_posterior_when_inducing_inputs_are_the_data(z_i
         np.testing.assert_allclose(var, var0, rtol=0, atol=1e-8)
     np.testing.assert_allclose(z_is_x["sgpr_cov"], z_is_x["exact_cov"], rtol=0, atol=1e-8)
     # include_noise adds the observation noise, as for the exact posterior.
-    np.testing.assert_allclose(z_is_x["sgpr_pred_noisy"][1], z_is_x["exact_pred_noisy"][1], atol=1e-8)
+    np.testing.assert_allclose(
+        z_is_x["sgpr_pred_noisy"][1], z_is_x["exact_pred_noisy"][1], atol=1e-8
+    )
 
 
 @eqx.filter_jit
@@ -55,7 +57,12 @@ def test_chunked_pass_equals_one_pass_and_gradients_flow():
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
     for a, b in zip(p_chunked, p_whole):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-    for g in (g_whole.inducing_inputs, g_whole.kernel.variance, g_whole.kernel.lengthscale, g_whole.noise):
+    for g in (
+        g_whole.inducing_inputs,
+        g_whole.kernel.variance,
+        g_whole.kernel.lengthscale,
+        g_whole.noise,
+    ):
         assert np.all(np.isfinite(g)) and np.any(np.asarray(g) != 0)
 
 
@@ -114,7 +121,9 @@ def test_bounds_are_below_the_exact_marginal_likelihood(seed, lengthscale, varia
     y = np.sin(X[:, 0]) + rng.standard_normal(N_PROP) * 0.3
     Z = rng.uniform(-4, 4, (M_PROP, 2))
     kernel = gl.kernels.RBF(variance=variance, lengthscale=lengthscale)
-    q_sqrt = np.tril(rng.standard_normal((M_PROP, M_PROP)) * 0.3, -1) + np.diag(rng.uniform(0.1, 1.5, M_PROP))
+    q_sqrt = np.tril(rng.standard_normal((M_PROP, M_PROP)) * 0.3, -1) + np.diag(
+        rng.uniform(0.1, 1.5, M_PROP)
+    )
     svgp = sparse.SVGP(kernel, Z, noise=noise, q_mu=rng.standard_normal(M_PROP), q_sqrt=q_sqrt)
     exact, collapsed, elbo, optimal = _four_values(
         gl.GP(kernel, noise=noise), sparse.SGPR(kernel, Z, noise=noise), svgp, X, y

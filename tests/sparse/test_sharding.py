@@ -14,6 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import naming
 
 from gpjax_lite.sparse import sharding
 
@@ -26,12 +27,18 @@ WORKER = Path(__file__).with_name("sharded_worker.py")
 def eight_devices(tmp_path_factory):
     out = tmp_path_factory.mktemp("sharded") / "out.npz"
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("OMP_NUM_THREADS", "1")
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
-        [sys.executable, str(WORKER), str(out)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, str(WORKER), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"worker failed:\n{proc.stdout}\n{proc.stderr}"
     with np.load(out) as data:
@@ -89,6 +96,8 @@ def test_bad_sharding_input_raises_value_error(eight_devices):
     assert "`array`" in str(eight_devices["_error_shard_batch"])
     assert "`batch_size`" in str(eight_devices["_error_batch_size"])
     with pytest.raises(ValueError, match="`y`"):
-        sharding.batched_log_marginal_likelihood(problems.exact_gp(), np.ones((4, 5)), np.ones((4, 6)))
-    with pytest.raises(TypeError, match="`mesh`"):
+        sharding.batched_log_marginal_likelihood(
+            problems.exact_gp(), np.ones((4, 5)), np.ones((4, 6))
+        )
+    with pytest.raises(TypeError, match=naming("mesh")):
         sharding.auto_mesh("not a mesh")

@@ -22,7 +22,9 @@ def test_predictions_at_optimal_q_equal_exact_posterior(z_is_x):
     np.testing.assert_allclose(mean, mean0, rtol=0, atol=1e-6)
     np.testing.assert_allclose(var, var0, rtol=0, atol=1e-8)
     np.testing.assert_allclose(z_is_x["svgp_cov"], z_is_x["exact_cov"], rtol=0, atol=1e-8)
-    np.testing.assert_allclose(z_is_x["svgp_pred_noisy"][1], z_is_x["exact_pred_noisy"][1], atol=1e-8)
+    np.testing.assert_allclose(
+        z_is_x["svgp_pred_noisy"][1], z_is_x["exact_pred_noisy"][1], atol=1e-8
+    )
 
 
 def _random_q_model(seed=3, m=8):
@@ -60,7 +62,9 @@ def _gradients(model, X, y):
     grad = eqx.filter_grad(lambda m: m.elbo(X, y))(model)
     mask = trainable_mask(model)
     params, static = eqx.partition(to_unconstrained(model, mask), mask)
-    unconstrained = jax.grad(lambda p: from_unconstrained(eqx.combine(p, static), mask).elbo(X, y))(params)
+    unconstrained = jax.grad(lambda p: from_unconstrained(eqx.combine(p, static), mask).elbo(X, y))(
+        params
+    )
     return grad, unconstrained
 
 
@@ -82,7 +86,9 @@ def test_gradients_reach_inducing_inputs_kernel_noise_and_q():
         assert np.all(np.isfinite(g)) and np.any(np.asarray(g) != 0)
     # the log-diagonal chain rule: d/du = θ · d/dθ on the diagonal
     np.testing.assert_allclose(
-        np.diagonal(unconstrained.q_sqrt), np.diagonal(grad.q_sqrt) * np.diagonal(model.q_sqrt), rtol=1e-10
+        np.diagonal(unconstrained.q_sqrt),
+        np.diagonal(grad.q_sqrt) * np.diagonal(model.q_sqrt),
+        rtol=1e-10,
     )
 
 
@@ -117,7 +123,9 @@ def test_fit_svgp_increases_the_elbo_and_holds_fixed_leaves(shared_fit):
     ]:
         assert not np.allclose(before, after)
     # q_sqrt stays a valid factor
-    assert np.all(np.triu(result.model.q_sqrt, 1) == 0) and np.all(np.diagonal(result.model.q_sqrt) > 0)
+    assert np.all(np.triu(result.model.q_sqrt, 1) == 0) and np.all(
+        np.diagonal(result.model.q_sqrt) > 0
+    )
 
 
 def _intermediate_shapes(jaxpr):
@@ -137,7 +145,9 @@ def test_fit_svgp_on_a_million_rows_in_float32_never_forms_n_by_m():
     n, m, batch = 1_000_000, 16, 256
     rng = np.random.default_rng(0)
     X = rng.uniform(-2, 2, (n, 3)).astype(np.float32)
-    y = (np.sin(X[:, 0]) * np.cos(X[:, 1]) + 0.1 * X[:, 2] + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    y = (np.sin(X[:, 0]) * np.cos(X[:, 1]) + 0.1 * X[:, 2] + 0.1 * rng.standard_normal(n)).astype(
+        np.float32
+    )
     model = sparse.SVGP(problems.kernel(), X[:m], noise=0.1)
 
     def run():

@@ -47,10 +47,16 @@ def test_gaussian_default_equals_the_closed_form_and_an_explicit_gaussian_likeli
     X, latent, rng = _problem()
     y = latent + 0.3 * rng.standard_normal(len(latent))
     q_mu, q_sqrt = _q(6)
-    default = sparse.SVGP(RBF(variance=1.2, lengthscale=0.8), X[:6], noise=0.1, q_mu=q_mu,
-                          q_sqrt=q_sqrt)
-    explicit = sparse.SVGP(RBF(variance=1.2, lengthscale=0.8), X[:6],
-                           likelihood=likelihoods.Gaussian(0.1), q_mu=q_mu, q_sqrt=q_sqrt)
+    default = sparse.SVGP(
+        RBF(variance=1.2, lengthscale=0.8), X[:6], noise=0.1, q_mu=q_mu, q_sqrt=q_sqrt
+    )
+    explicit = sparse.SVGP(
+        RBF(variance=1.2, lengthscale=0.8),
+        X[:6],
+        likelihood=likelihoods.Gaussian(0.1),
+        q_mu=q_mu,
+        q_sqrt=q_sqrt,
+    )
     mean, var = _numpy_marginals(default, X)
     closed_form = np.sum(-0.5 * np.log(2 * np.pi * 0.1) - 0.5 * ((y - mean) ** 2 + var) / 0.1)
     np.testing.assert_allclose(default.expected_log_likelihood(X, y), closed_form, rtol=1e-12)
@@ -62,14 +68,21 @@ def test_gaussian_default_equals_the_closed_form_and_an_explicit_gaussian_likeli
     mask = trainable_mask(default, fixed=lambda m: m.noise)
     assert not mask.likelihood.noise and mask.kernel.lengthscale
     # include_noise and predict_y agree for Gaussian observations.
-    np.testing.assert_allclose(default.predict(X[:5], include_noise=True),
-                               default.predict_y(X[:5]), rtol=1e-14)
+    np.testing.assert_allclose(
+        default.predict(X[:5], include_noise=True), default.predict_y(X[:5]), rtol=1e-14
+    )
 
 
 def _quad_expectation(log_p, mean, var):
     sd = np.sqrt(var)
-    return integrate.quad(lambda f: log_p(f) * stats.norm.pdf(f, mean, sd), mean - 14 * sd,
-                          mean + 14 * sd, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
+    return integrate.quad(
+        lambda f: log_p(f) * stats.norm.pdf(f, mean, sd),
+        mean - 14 * sd,
+        mean + 14 * sd,
+        epsabs=1e-13,
+        epsrel=1e-12,
+        limit=400,
+    )[0]
 
 
 @pytest.mark.parametrize("case", ["probit", "logit", "poisson", "student"])
@@ -92,19 +105,26 @@ def test_expected_log_likelihood_matches_adaptive_quadrature(case):
         log_p = lambda f, yi: stats.t.logpdf(yi, 5.0, loc=f, scale=0.8)
         rtol = 1e-5
     q_mu, q_sqrt = _q(5)
-    model = sparse.SVGP(RBF(variance=1.5, lengthscale=1.1), X[:5] + 0.1, likelihood=likelihood,
-                        q_mu=q_mu, q_sqrt=q_sqrt)
+    model = sparse.SVGP(
+        RBF(variance=1.5, lengthscale=1.1),
+        X[:5] + 0.1,
+        likelihood=likelihood,
+        q_mu=q_mu,
+        q_sqrt=q_sqrt,
+    )
     mean, var = _numpy_marginals(model, X)
     np.testing.assert_allclose(model.predict(X), (mean, var), rtol=1e-9, atol=1e-12)
-    reference = sum(_quad_expectation(lambda f, yi=yi: log_p(f, yi), m, v)
-                    for yi, m, v in zip(y, mean, var))
+    reference = sum(
+        _quad_expectation(lambda f, yi=yi: log_p(f, yi), m, v) for yi, m, v in zip(y, mean, var)
+    )
     np.testing.assert_allclose(model.expected_log_likelihood(X, y), reference, rtol=rtol)
     kl = float(model.kl())
     np.testing.assert_allclose(model.elbo(X, y), reference - kl, rtol=rtol)
     # Minibatch scaling is unchanged: (n / b) Σ_batch - KL.
     np.testing.assert_allclose(
         model.elbo(X[:4], y[:4], num_data=12),
-        3.0 * float(model.expected_log_likelihood(X[:4], y[:4])) - kl, rtol=1e-12,
+        3.0 * float(model.expected_log_likelihood(X[:4], y[:4])) - kl,
+        rtol=1e-12,
     )
 
 
@@ -118,10 +138,18 @@ def test_elbo_gradient_matches_finite_differences(case):
         y = latent + 0.3 * rng.standard_normal(20)
 
     def elbo(ell=0.9, q0=q_mu[0], df=4.0):
-        likelihood = (likelihoods.Bernoulli("logit") if case == "logit"
-                      else likelihoods.StudentT(df=df, scale=0.5))
-        model = sparse.SVGP(RBF(variance=1.0, lengthscale=ell), X[:4], likelihood=likelihood,
-                            q_mu=np.concatenate([[q0], q_mu[1:]]), q_sqrt=q_sqrt)
+        likelihood = (
+            likelihoods.Bernoulli("logit")
+            if case == "logit"
+            else likelihoods.StudentT(df=df, scale=0.5)
+        )
+        model = sparse.SVGP(
+            RBF(variance=1.0, lengthscale=ell),
+            X[:4],
+            likelihood=likelihood,
+            q_mu=np.concatenate([[q0], q_mu[1:]]),
+            q_sqrt=q_sqrt,
+        )
         return model, float(model.elbo(X, y))
 
     grad = jax.grad(lambda m: m.elbo(X, y))(elbo()[0])
@@ -140,8 +168,7 @@ def test_elbo_gradient_matches_finite_differences(case):
 def test_predict_stays_latent_and_predict_y_applies_the_likelihood():
     X, _, _ = _problem()
     q_mu, q_sqrt = _q(6)
-    model = sparse.SVGP(RBF(), X[:6], likelihood=likelihoods.Bernoulli(), q_mu=q_mu,
-                        q_sqrt=q_sqrt)
+    model = sparse.SVGP(RBF(), X[:6], likelihood=likelihoods.Bernoulli(), q_mu=q_mu, q_sqrt=q_sqrt)
     mean, var = model.predict(X)
     p, var_y = model.predict_y(X)
     np.testing.assert_allclose(p, stats.norm.cdf(mean / np.sqrt(1 + var)), rtol=1e-12)
@@ -162,9 +189,11 @@ def test_errors():
         sparse.SVGP(RBF(), X[:3], likelihood=likelihoods.Gaussian(np.ones(3)))
     model = sparse.SVGP(RBF(), X[:3], likelihood=likelihoods.Bernoulli())
     y_bad = latent  # real values are not in {0, 1}
-    for call in (lambda: model.elbo(X, y_bad), lambda: model.expected_log_likelihood(X, y_bad),
-                 lambda: sparse.fit_svgp(model, X, y_bad, batch_size=4, num_steps=1,
-                                         key=jax.random.key(0))):
+    for call in (
+        lambda: model.elbo(X, y_bad),
+        lambda: model.expected_log_likelihood(X, y_bad),
+        lambda: sparse.fit_svgp(model, X, y_bad, batch_size=4, num_steps=1, key=jax.random.key(0)),
+    ):
         with pytest.raises(ValueError, match="`y`"):
             call()
     with pytest.raises(TypeError, match="Gaussian"):
@@ -179,11 +208,19 @@ def test_bernoulli_svgp_trained_with_fit_svgp_classifies_a_toy_set():
     y = (np.sin(1.3 * X[:, 0]) + 0.5 * X[:, 1] > 0).astype(float)
     train, test = slice(0, 400), slice(400, None)
     Z = X[:16]
-    model = sparse.SVGP(RBF(variance=1.0, lengthscale=1.0), Z,
-                        likelihood=likelihoods.Bernoulli("logit"))
+    model = sparse.SVGP(
+        RBF(variance=1.0, lengthscale=1.0), Z, likelihood=likelihoods.Bernoulli("logit")
+    )
     before = float(model.elbo(X[train], y[train]))
-    result = sparse.fit_svgp(model, X[train], y[train], batch_size=64, num_steps=600,
-                             optimizer=optax.adam(0.03), key=jax.random.key(1))
+    result = sparse.fit_svgp(
+        model,
+        X[train],
+        y[train],
+        batch_size=64,
+        num_steps=600,
+        optimizer=optax.adam(0.03),
+        key=jax.random.key(1),
+    )
     assert int(result.nonfinite_step) == -1
     assert float(result.model.elbo(X[train], y[train])) > before + 50.0
     p, _ = result.model.predict_y(X[test])
@@ -198,5 +235,8 @@ def test_float32_bernoulli_elbo():
     model = sparse.SVGP(RBF(), X32[:5], likelihood=likelihoods.Bernoulli("logit"))
     value = model.elbo(X32, y32)
     assert value.dtype == jnp.float32
-    np.testing.assert_allclose(value, sparse.SVGP(RBF(), X[:5], likelihood=likelihoods.Bernoulli(
-        "logit")).elbo(X, latent > 0), rtol=1e-5)
+    np.testing.assert_allclose(
+        value,
+        sparse.SVGP(RBF(), X[:5], likelihood=likelihoods.Bernoulli("logit")).elbo(X, latent > 0),
+        rtol=1e-5,
+    )
