@@ -73,6 +73,9 @@ class Config:
     predict_memory_m: tuple = (100_000, 1_000_000)
     predict_memory_baseline_m: int = 16  # the baseline is read after predicting at this m
     predict_memory_timeout_s: float = 1800.0
+    # The state-space solver against tinygp and celerite2 (case state_space, benchmarks/state_space.py).
+    state_space_n: tuple = (1_000, 10_000, 100_000, 1_000_000)
+    state_space_impls: tuple = ()  # empty: every implementation the case knows
     on_accelerator: bool = False
 
 
@@ -449,6 +452,14 @@ def case_predict_memory(cfg: Config, rec: Recorder, floors, peers):
     predict_memory.case_predict_memory(cfg, rec, floors, peers)
 
 
+
+def case_state_space(cfg: Config, rec: Recorder, floors, peers):
+    """The state-space solver against tinygp and celerite2 (see :mod:`.state_space`)."""
+    from . import state_space
+
+    state_space.case_state_space(cfg, rec, floors, peers)
+
+
 CASES = {
     "gram": case_gram,
     "mll": case_mll,
@@ -460,6 +471,7 @@ CASES = {
     "sgpr": case_sgpr,
     "laplace": case_laplace,
     "predict_memory": case_predict_memory,
+    "state_space": case_state_space,
 }
 #: What ``python -m benchmarks`` runs without ``--cases``: the exact-GP cases.
 DEFAULT_CASES = ("gram", "mll", "fit", "predict", "batched", "compile")

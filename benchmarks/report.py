@@ -306,6 +306,7 @@ def markdown(results: dict) -> str:
     lines += sparse_markdown(rows)
     lines += laplace_markdown(rows)
     lines += predict_memory_markdown(rows)
+    lines += state_space_markdown(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -515,6 +516,36 @@ def predict_memory_markdown(rows: list[dict]) -> list[str]:
         if device:
             d = r.get("device_peak_bytes")
             cells.append("—" if d is None else f"{d / GIB:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+# ---------------------------------------------------------------- state-space table
+def state_space_markdown(rows: list[dict]) -> list[str]:
+    """The table of the ``state_space`` case (see :mod:`benchmarks.state_space`)."""
+    rows = [r for r in rows if r["case"] == "state_space"]
+    if not rows:
+        return []
+    lines = [
+        "## 11. State-space solver (Kalman filter and smoother)", "",
+        "Sorted times with gaps, `SHO(ω=2, Q=3) + SHO(ω=0.5, Q=1/√2)`, per-point noise. "
+        "`lml_grad`: log marginal likelihood and its gradient, one jitted call; `predict`: mean "
+        "and variance at m = n test points. Times are medians after the first (compiling) call; "
+        "× gpjax_lite is the time over `gpjax_lite`'s (`StateSpace()`) in the same run; the lml "
+        "column lets the implementations be checked to agree.", "",
+        "| dtype | task | n | implementation | time | first call | × gpjax_lite | lml |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    order = sorted(rows, key=lambda r: (r["dtype"], r["params"]["task"], r["params"]["n"]))
+    for r in order:
+        p = r["params"]
+        cells = [r["dtype"], p["task"], f"{p['n']:,}", r["impl"]]
+        if r["status"] != "ok":
+            cells += [f"{r['status']}: {r.get('note', '')}", "—", "—", "—"]
+        else:
+            lml = r.get("lml")
+            cells += [_fmt_s(r["time_s"]), _fmt_s(r.get("first_call_s")),
+                      _fmt_x(r.get("ratio_to_ours")), "—" if lml is None else f"{lml:.6f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 

@@ -24,7 +24,7 @@ MODES = {
         svgp_n=(1000,), svgp_m=(8,), svgp_batch_size=64, svgp_timed_steps=((8, 5),),
         svgp_target_steps=((8, 5),), svgp_peer_n=(1000,), sgpr_n=(200,), sgpr_m=(16,), sgpr_steps=5,
         sgpr_n_test=100, exact_fit_n=100, exact_max_n=200,
-        laplace_n=(40,), predict_memory_n=200, predict_memory_m=(10_000,),
+        laplace_n=(40,), predict_memory_n=200, predict_memory_m=(10_000,), state_space_n=(100,),
     ),
     # Every case at moderate sizes.
     "quick": dict(
@@ -34,6 +34,7 @@ MODES = {
         svgp_m=(64, 256), svgp_batch_size=512, svgp_timed_steps=((64, 50), (256, 20)),
         svgp_target_steps=((64, 600),), sgpr_n=(2_000, 5_000), sgpr_m=(128,), sgpr_n_test=2_000,
         exact_fit_n=1_000, laplace_n=(200, 500), predict_memory_m=(100_000,),
+        state_space_n=(1_000, 10_000, 100_000),
     ),
     # The grid (n = 8000 Gram rows on accelerators only).
     "full": dict(),
@@ -99,7 +100,8 @@ def make_config(args, on_accelerator: bool) -> Config:
         cfg.svgp_target = args.svgp_target
     skip = {int(s) for s in args.skip_n.split(",") if s.strip()}
     if skip:
-        for field in ("gram_n", "mll_n", "fit_n", "svgp_n", "sgpr_n", "laplace_n"):
+        for field in ("gram_n", "mll_n", "fit_n", "svgp_n", "sgpr_n", "laplace_n",
+                      "state_space_n"):
             setattr(cfg, field, tuple(n for n in getattr(cfg, field) if n not in skip))
     return cfg
 

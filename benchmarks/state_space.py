@@ -16,22 +16,26 @@ parallel`` (``StateSpace(parallel=True)``), ``tinygp quasisep``
 dense ``gpjax_lite cholesky`` up to ``DENSE_MAX_N``. Each row also reports the
 log marginal likelihood, so the implementations can be checked to agree.
 
-Run on its own (single-threaded, as the issue asks)::
-
-    OPENBLAS_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \\
-        python -m benchmarks.state_space --quick
+Run through the harness (``python -m benchmarks --cases state_space``, which
+pins threads on CPU); the sizes come from ``Config.state_space_n`` and the
+mode (``--smoke``: n = 100; ``--quick``: up to 10⁵; full: up to 10⁶).
+tinygp runs when it is among the harness's peers (``--peers``); celerite2,
+which is not one of them, runs whenever it is installed, in float64 only
+(``celerite2.jax`` computes in float64 and switches on ``jax_enable_x64``
+when imported).
 
 ``run(cfg)`` returns rows in the format of :mod:`benchmarks.cases` (``case``,
 ``dtype``, ``params``, ``impl``, ``status``, ``time_s``, …); ``cfg`` needs only
 ``mode`` (``"quick"`` or ``"full"``), ``dtype`` and ``repeats`` (missing
-attributes take defaults).
+attributes take defaults). :func:`case_state_space` records them through the
+harness's :class:`~benchmarks.cases.Recorder`; the table is written by
+:func:`benchmarks.report.state_space_markdown`.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
-import os
 import time
 
 import numpy as np
@@ -204,12 +208,30 @@ def run(cfg=None) -> list[dict]:
                     row.update(status="n/a", note=f"not installed: {fns}")
                 elif impl == "gpjax_lite cholesky" and n > DENSE_MAX_N:
                     row.update(status="skipped", note=f"dense n × n above n = {DENSE_MAX_N}")
-                elif impl == "tinygp quasisep" and task == "predict" and n * n > TINYGP_PREDICT_MAX_NM:
-                    row.update(status="skipped", note="tinygp forms an (m, n) block to predict at new inputs")
-                elif impl == "celerite2 jax" and task == "predict" and n * n > CELERITE_PREDICT_MAX_NM:
-                    row.update(status="skipped", note="celerite2's prediction at new inputs grows as n · m")
-                elif impl == "gpjax_lite parallel" and n > 10_000 and jax.default_backend() == "cpu":
-                    row.update(status="skipped", note="associative scans are for accelerators (n = 10⁵ on CPU did not finish in 10 min)")
+                elif (
+                    impl == "tinygp quasisep"
+                    and task == "predict"
+                    and n * n > TINYGP_PREDICT_MAX_NM
+                ):
+                    row.update(
+                        status="skipped",
+                        note="tinygp forms an (m, n) block to predict at new inputs",
+                    )
+                elif (
+                    impl == "celerite2 jax"
+                    and task == "predict"
+                    and n * n > CELERITE_PREDICT_MAX_NM
+                ):
+                    row.update(
+                        status="skipped", note="celerite2's prediction at new inputs grows as n · m"
+                    )
+                elif (
+                    impl == "gpjax_lite parallel" and n > 10_000 and jax.default_backend() == "cpu"
+                ):
+                    row.update(
+                        status="skipped",
+                        note="associative scans are for accelerators (n = 10⁵ on CPU did not finish in 10 min)",
+                    )
                 else:
                     lml_grad, predict = fns
                     call = (
@@ -251,33 +273,40 @@ def _print(row):
     print(f"{p['task']:9s} n={p['n']:>8} {row['impl']:22s} {t}{extra}", flush=True)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n up to 10⁵ instead of 10⁶")
-    parser.add_argument("--n", type=int, nargs="*", help="explicit sizes")
-    parser.add_argument("--dtype", default="float64")
-    parser.add_argument("--impl", nargs="*", choices=list(IMPLEMENTATIONS), help="a subset to run")
-    args = parser.parse_args(argv)
+def case_state_space(cfg, rec, floors, peers):
+    """The harness's ``state_space`` case: :func:`run` with the harness's peers, rows recorded."""
+    import jax
 
-    class Cfg:
-        mode = "quick" if args.quick else "full"
-        dtype = args.dtype
-        repeats = 3
-
-    if args.n:
-        Cfg.state_space_n = tuple(args.n)
-    if args.impl:
-        Cfg.state_space_impls = tuple(args.impl)
-    rows = run(Cfg)
-    print()
-    print("ratios to gpjax_lite (time / ours; > 1 means we are faster):")
-    for r in rows:
-        if "ratio_to_ours" in r and r["impl"] != "gpjax_lite":
-            p = r["params"]
-            print(f"  {p['task']:9s} n={p['n']:>8} {r['impl']:22s} {r['ratio_to_ours']:.2f}")
-    return rows
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    main()
+    peer_names = {p.name for p in peers}
+    chosen = [
+        impl
+        for impl in (cfg.state_space_impls or IMPLEMENTATIONS)
+        if not (impl == "tinygp quasisep" and "tinygp" not in peer_names)
+        and not (impl == "celerite2 jax" and cfg.dtype != "float64")
+    ]
+    if not chosen:
+        return
+    config = dataclasses.replace(cfg, state_space_impls=tuple(chosen))
+    try:
+        rows = run(config)
+    finally:
+        # celerite2.jax switches on float64 when imported: the run's dtype stays the run's.
+        jax.config.update("jax_enable_x64", cfg.dtype == "float64")
+    for row in rows:
+        fields = {k: v for k, v in row.items() if k not in ("case", "dtype", "params", "impl")}
+        fields.pop("ratio_to_ours", None)  # filled in again by benchmarks.cases.add_ratios
+        rec.add(CASE, row["params"], row["impl"], **fields)
+    if (
+        "celerite2 jax" in (cfg.state_space_impls or IMPLEMENTATIONS)
+        and "celerite2 jax" not in chosen
+    ):
+        for n in cfg.state_space_n:
+            for task in ("lml_grad", "predict"):
+                params = {"n": n, "m": n if task == "predict" else 0, "task": task}
+                rec.add(
+                    CASE,
+                    params,
+                    "celerite2 jax",
+                    status="n/a",
+                    note="celerite2.jax computes in float64 only",
+                )

@@ -233,6 +233,63 @@ def test_smoke_run_laplace_and_predict_memory(tmp_path):
     assert "## 10. Peak memory of prediction" in table and "| float64 | 200 | 10,000 |" in table
 
 
+@pytest.mark.slow
+def test_smoke_run_state_space(tmp_path):
+    """The `state_space` case through the harness: every implementation agrees on the lml."""
+    results = _run_smoke(tmp_path, "state_space")
+    _check_results(results, {"state_space"})
+    rows = [r for r in results["rows"] if r["case"] == "state_space"]
+    lml = {
+        r["impl"]: r["lml"]
+        for r in rows
+        if r["params"]["task"] == "lml_grad" and r["status"] == "ok"
+    }
+    assert {"gpjax_lite", "gpjax_lite parallel", "gpjax_lite cholesky"} <= set(lml)
+    assert "tinygp quasisep" not in lml  # not among this run's peers (--peers sklearn)
+    for value in lml.values():
+        assert value == pytest.approx(lml["gpjax_lite cholesky"], rel=1e-9)
+    assert {r["params"]["task"] for r in rows} == {"lml_grad", "predict"}
+    assert "## 11. State-space solver" in (tmp_path / "results.md").read_text()
+
+
+def test_state_space_table():
+    from benchmarks.report import state_space_markdown
+
+    def row(task, impl, t=None, status="ok", **extra):
+        return {
+            "case": "state_space",
+            "dtype": "float64",
+            "impl": impl,
+            "status": status,
+            "params": {"n": 1000, "m": 1000 if task == "predict" else 0, "task": task},
+            "time_s": t,
+            **extra,
+        }
+
+    rows = [
+        row("predict", "gpjax_lite", 0.02, first_call_s=1.0, ratio_to_ours=1.0),
+        row("lml_grad", "gpjax_lite", 0.01, first_call_s=2.0, lml=-12.5, ratio_to_ours=1.0),
+        row("lml_grad", "celerite2 jax", 0.005, first_call_s=0.5, lml=-12.5, ratio_to_ours=0.5),
+        row(
+            "lml_grad",
+            "tinygp quasisep",
+            status="n/a",
+            note="not installed: No module named 'tinygp'",
+        ),
+    ]
+    lines = state_space_markdown(rows)
+    assert lines[0] == "## 11. State-space solver (Kalman filter and smoother)"
+    body = [line for line in lines if line.startswith("| float64")]
+    assert body == [
+        "| float64 | lml_grad | 1,000 | gpjax_lite | 10.0 ms | 2.00 s | 1.00× | -12.500000 |",
+        "| float64 | lml_grad | 1,000 | celerite2 jax | 5.0 ms | 500.0 ms | 0.50× | -12.500000 |",
+        "| float64 | lml_grad | 1,000 | tinygp quasisep | n/a: not installed: No module named "
+        "'tinygp' | — | — | — |",
+        "| float64 | predict | 1,000 | gpjax_lite | 20.0 ms | 1.00 s | 1.00× | — |",
+    ]
+    assert state_space_markdown([{**rows[0], "case": "predict"}]) == []
+
+
 def test_peak_rss_counts_the_subprocess_own_memory():
     """A subprocess touching 256 MiB raises its peak by about that, whatever its parent holds.
 
