@@ -52,7 +52,9 @@ def pin_threads(enabled: bool = True) -> dict:
     platform = guess_platform()
     record = {"platform_guess": platform, "pinned": False, "env": {}}
     if not enabled or platform not in ("cpu", "unknown"):
-        record["reason"] = "disabled by --no-pin" if not enabled else f"accelerator ({platform}) expected"
+        record["reason"] = (
+            "disabled by --no-pin" if not enabled else f"accelerator ({platform}) expected"
+        )
         return record
     for var in BLAS_VARS:
         os.environ[var] = "1"

@@ -92,7 +92,13 @@ class Recorder:
         self.verbose = verbose
 
     def add(self, case, params, impl, status="ok", note=None, **fields):
-        row = {"case": case, "dtype": self.dtype, "params": dict(params), "impl": impl, "status": status}
+        row = {
+            "case": case,
+            "dtype": self.dtype,
+            "params": dict(params),
+            "impl": impl,
+            "status": status,
+        }
         row.update(fields)
         if note:
             row["note"] = note
@@ -101,7 +107,11 @@ class Recorder:
             p = " ".join(f"{k}={v}" for k, v in params.items())
             t = row.get("time_s")
             tt = f"{t:10.4g} s" if isinstance(t, float) else f"{'':>12}"
-            extra = f"  compile {row['compile_s']:.3g} s" if isinstance(row.get("compile_s"), float) else ""
+            extra = (
+                f"  compile {row['compile_s']:.3g} s"
+                if isinstance(row.get("compile_s"), float)
+                else ""
+            )
             mll = f"  mll {row['final_mll']:.6g}" if isinstance(row.get("final_mll"), float) else ""
             msg = f"  ({note})" if note and status != "ok" else ""
             print(f"[{case:>8}] {p:<40} {impl:<22} {status:<7} {tt}{extra}{mll}{msg}", flush=True)
@@ -109,7 +119,12 @@ class Recorder:
 
     def lookup(self, case, params, impl):
         for row in self.rows:
-            if row["case"] == case and row["params"] == params and row["impl"] == impl and row["status"] == "ok":
+            if (
+                row["case"] == case
+                and row["params"] == params
+                and row["impl"] == impl
+                and row["status"] == "ok"
+            ):
                 return row
         return None
 
@@ -122,10 +137,14 @@ def short_error(exc: BaseException) -> str:
 def timed(rec: Recorder, cfg: Config, case, params, impl, build, *, floor_s=None, **extra):
     """Build (untimed) and time one implementation; any failure becomes a row, never a crash."""
     if build is None:
-        return rec.add(case, params, impl, status="n/a", note="not supported by this library", **extra)
+        return rec.add(
+            case, params, impl, status="n/a", note="not supported by this library", **extra
+        )
     try:
         fn = build()
-        m: Measurement = measure(fn, repeats=cfg.repeats, budget_s=cfg.budget_s, single_above_s=cfg.single_above_s)
+        m: Measurement = measure(
+            fn, repeats=cfg.repeats, budget_s=cfg.budget_s, single_above_s=cfg.single_above_s
+        )
     except NotImplementedError as exc:
         return rec.add(case, params, impl, status="n/a", note=str(exc), **extra)
     except Exception as exc:  # noqa: BLE001 - a peer failing must not stop the run
@@ -139,7 +158,9 @@ def timed(rec: Recorder, cfg: Config, case, params, impl, build, *, floor_s=None
 def once(rec: Recorder, case, params, impl, build, judge=None, *, floor_s=None, **extra):
     """One wall-clock run (compile included), scored by ``judge(result)`` when given."""
     if build is None:
-        return rec.add(case, params, impl, status="n/a", note="not supported by this library", **extra)
+        return rec.add(
+            case, params, impl, status="n/a", note="not supported by this library", **extra
+        )
     try:
         fn = build()
         wall, out = measure_once(fn)
@@ -173,18 +194,23 @@ def case_gram(cfg: Config, rec: Recorder, floors, peers):
             for n in cfg.gram_n:
                 X = data.inputs(n, d, dtype=cfg.dtype)
                 params = {"kernel": name, "n": n, "d": d}
-                floor = n * n * np.dtype(cfg.dtype).itemsize / (floors.copy_gbps() * 1e9) + 2 * n * n * d / (
-                    floors.gemm_gflops() * 1e9
-                )
+                floor = n * n * np.dtype(cfg.dtype).itemsize / (
+                    floors.copy_gbps() * 1e9
+                ) + 2 * n * n * d / (floors.gemm_gflops() * 1e9)
                 entries = [
                     # The path for the run's dtype (float32 and float64 can take different ones).
-                    (OURS, lambda: ours.gram(name, X, h, "fast"),
-                     {"path": ours.gram_paths(name, d, X.dtype)}),
+                    (
+                        OURS,
+                        lambda: ours.gram(name, X, h, "fast"),
+                        {"path": ours.gram_paths(name, d, X.dtype)},
+                    ),
                     (OURS + "[vmap]", lambda: ours.gram(name, X, h, "vmap"), {}),
                 ]
                 for peer in peers:
                     build = _builder(peer, "gram")
-                    entries.append((peer.name, build and (lambda build=build: build(name, X, h)), {}))
+                    entries.append(
+                        (peer.name, build and (lambda build=build: build(name, X, h)), {})
+                    )
                 # Who runs first after the inputs are made pays for fresh memory
                 # (an n = 4000 float64 Gram is 128 MB per call): rotate the order.
                 for impl, build, extra in _rotated(entries, group):
@@ -209,17 +235,36 @@ def case_mll(cfg: Config, rec: Recorder, floors, peers):
         params = {"n": n}
         floor = floors.mll_grad_floor(n)
         comp = {"potrf_s": floors.potrf(n), "potri_s": floors.potri(n)}
-        timed(rec, cfg, "mll_grad", params, OURS, lambda: ours.mll_grad(X, y, h), floor_s=floor, **comp)
+        timed(
+            rec,
+            cfg,
+            "mll_grad",
+            params,
+            OURS,
+            lambda: ours.mll_grad(X, y, h),
+            floor_s=floor,
+            **comp,
+        )
         for peer in peers:
             build = _builder(peer, "mll_grad")
-            timed(rec, cfg, "mll_grad", params, peer.name,
-                  build and (lambda build=build: build(X, y, h)), floor_s=floor)
+            timed(
+                rec,
+                cfg,
+                "mll_grad",
+                params,
+                peer.name,
+                build and (lambda build=build: build(X, y, h)),
+                floor_s=floor,
+            )
 
 
 # ============================================================================ case 3
 def _judge(X, y):
     def judge(hypers):
-        return {"final_mll": data.mll_float64(X, y, hypers), "hypers": {k: float(v) for k, v in hypers.items()}}
+        return {
+            "final_mll": data.mll_float64(X, y, hypers),
+            "hypers": {k: float(v) for k, v in hypers.items()},
+        }
 
     return judge
 
@@ -253,7 +298,15 @@ def case_fit(cfg: Config, rec: Recorder, floors, peers):
         if reason:
             rec.add("fit", params, OURS, status="skipped", note=reason)
         else:
-            once(rec, "fit", params, OURS, lambda: ours.fit_adam(X, y, init, steps, lr), judge, floor_s=floor)
+            once(
+                rec,
+                "fit",
+                params,
+                OURS,
+                lambda: ours.fit_adam(X, y, init, steps, lr),
+                judge,
+                floor_s=floor,
+            )
         for peer in peers:
             build = _builder(peer, "fit_adam")
             if build is None:
@@ -262,8 +315,15 @@ def case_fit(cfg: Config, rec: Recorder, floors, peers):
             if reason:
                 rec.add("fit", params, peer.name, status="skipped", note=reason)
                 continue
-            once(rec, "fit", params, peer.name, lambda build=build: build(X, y, init, steps, lr), judge,
-                 floor_s=floor)
+            once(
+                rec,
+                "fit",
+                params,
+                peer.name,
+                lambda build=build: build(X, y, init, steps, lr),
+                judge,
+                floor_s=floor,
+            )
 
         # --- L-BFGS: our default fit against scikit-learn's L-BFGS-B
         params = {"n": n, "method": "lbfgs"}
@@ -274,20 +334,36 @@ def case_fit(cfg: Config, rec: Recorder, floors, peers):
 
         # --- restarts: ours num_restarts=8 (vmapped) against scikit-learn's five starts
         params = {"n": n, "method": "restarts"}
-        reason = skip_if_slow(OURS, cfg.ours_restarts * 60, f"{cfg.ours_restarts} starts × ~60 evaluations")
+        reason = skip_if_slow(
+            OURS, cfg.ours_restarts * 60, f"{cfg.ours_restarts} starts × ~60 evaluations"
+        )
         if reason:
             rec.add("fit", params, OURS, status="skipped", note=reason, restarts=cfg.ours_restarts)
         else:
-            once(rec, "fit", params, OURS, lambda: ours.fit_lbfgs(X, y, init, cfg.ours_restarts), judge,
-                 restarts=cfg.ours_restarts)
+            once(
+                rec,
+                "fit",
+                params,
+                OURS,
+                lambda: ours.fit_lbfgs(X, y, init, cfg.ours_restarts),
+                judge,
+                restarts=cfg.ours_restarts,
+            )
         if sk is not None:
             starts = cfg.sklearn_restarts + 1
             reason = skip_if_slow("sklearn", starts * 60, f"{starts} starts × ~60 evaluations")
             if reason:
                 rec.add("fit", params, "sklearn", status="skipped", note=reason, restarts=starts)
             else:
-                once(rec, "fit", params, "sklearn", lambda: sk.fit_lbfgs(X, y, init, cfg.sklearn_restarts),
-                     judge, restarts=starts)
+                once(
+                    rec,
+                    "fit",
+                    params,
+                    "sklearn",
+                    lambda: sk.fit_lbfgs(X, y, init, cfg.sklearn_restarts),
+                    judge,
+                    restarts=starts,
+                )
 
 
 # ============================================================================ case 4
@@ -305,32 +381,65 @@ def case_predict(cfg: Config, rec: Recorder, floors, peers):
         Xt = data.inputs(m, 1, seed=7, dtype=cfg.dtype)
         params = {"n": n, "m": m}
         try:
-            cross = measure(ours.cross_gram(X, Xt, h), repeats=cfg.repeats, budget_s=cfg.budget_s,
-                            single_above_s=cfg.single_above_s).median_s
+            cross = measure(
+                ours.cross_gram(X, Xt, h),
+                repeats=cfg.repeats,
+                budget_s=cfg.budget_s,
+                single_above_s=cfg.single_above_s,
+            ).median_s
             floor = floors.trsm(n, m) + cross
             floor_parts = {"floor_trsm_s": floors.trsm(n, m), "floor_cross_gram_s": cross}
         except Exception as exc:  # noqa: BLE001
             floor, floor_parts = None, {"floor_error": short_error(exc)}
-        timed(rec, cfg, "predict", params, OURS, lambda: ours.predict(posterior, Xt), floor_s=floor,
-              condition_s=cond.median_s, **floor_parts)
+        timed(
+            rec,
+            cfg,
+            "predict",
+            params,
+            OURS,
+            lambda: ours.predict(posterior, Xt),
+            floor_s=floor,
+            condition_s=cond.median_s,
+            **floor_parts,
+        )
         for peer in peers:
             build = _builder(peer, "predict")
             if build is None:
                 continue
             itemsize = np.dtype(cfg.dtype).itemsize
-            if getattr(peer, "predict_memory", "nm") == "m2" and m * m * itemsize > cfg.m2_memory_limit_bytes:
-                rec.add("predict", params, peer.name, status="skipped",
-                        note=f"needs an m × m matrix ({m * m * itemsize / 1e9:.0f} GB)")
+            if (
+                getattr(peer, "predict_memory", "nm") == "m2"
+                and m * m * itemsize > cfg.m2_memory_limit_bytes
+            ):
+                rec.add(
+                    "predict",
+                    params,
+                    peer.name,
+                    status="skipped",
+                    note=f"needs an m × m matrix ({m * m * itemsize / 1e9:.0f} GB)",
+                )
                 continue
             if peer.name in previous:
                 m0, t0 = previous[peer.name]
                 projected = t0 * m / m0
                 if projected > cfg.predict_budget_s:
-                    rec.add("predict", params, peer.name, status="skipped",
-                            note=f"projected {projected:.0f} s > predict budget {cfg.predict_budget_s:.0f} s")
+                    rec.add(
+                        "predict",
+                        params,
+                        peer.name,
+                        status="skipped",
+                        note=f"projected {projected:.0f} s > predict budget {cfg.predict_budget_s:.0f} s",
+                    )
                     continue
-            row = timed(rec, cfg, "predict", params, peer.name,
-                        lambda build=build: build(X, y, h, Xt), floor_s=floor)
+            row = timed(
+                rec,
+                cfg,
+                "predict",
+                params,
+                peer.name,
+                lambda build=build: build(X, y, h, Xt),
+                floor_s=floor,
+            )
             if row["status"] == "ok":
                 previous[peer.name] = (m, row["time_s"])
 
@@ -358,12 +467,28 @@ def case_batched(cfg: Config, rec: Recorder, floors, peers):
     chol = floors.batched_cholesky(B, n)
     loop = floors.batched_potrf_potri_loop(B, n)
     floor = 2 * chol
-    timed(rec, cfg, "batched_mll_grad", params, OURS, lambda: ours.batched_mll_grad(Xb, yb, h), floor_s=floor,
-          batched_cholesky_s=chol, lapack_loop_potrf_potri_s=loop)
+    timed(
+        rec,
+        cfg,
+        "batched_mll_grad",
+        params,
+        OURS,
+        lambda: ours.batched_mll_grad(Xb, yb, h),
+        floor_s=floor,
+        batched_cholesky_s=chol,
+        lapack_loop_potrf_potri_s=loop,
+    )
     for peer in peers:
         build = _builder(peer, "batched_mll_grad")
-        timed(rec, cfg, "batched_mll_grad", params, peer.name,
-              build and (lambda build=build: build(Xb, yb, h)), floor_s=floor)
+        timed(
+            rec,
+            cfg,
+            "batched_mll_grad",
+            params,
+            peer.name,
+            build and (lambda build=build: build(Xb, yb, h)),
+            floor_s=floor,
+        )
 
     judge = _batch_judge(Xb, yb)
     init = data.INIT_HYPERS
@@ -371,22 +496,43 @@ def case_batched(cfg: Config, rec: Recorder, floors, peers):
     once(rec, "batched_fit", p, OURS, lambda: ours.batched_fit(Xb, yb, init, "lbfgs", 200), judge)
     by_name = {peer.name: peer for peer in peers}
     if "sklearn" in by_name:
-        once(rec, "batched_fit", p, "sklearn", lambda: by_name["sklearn"].batched_fit(Xb, yb, init), judge,
-             note="a Python loop of L-BFGS-B fits")
+        once(
+            rec,
+            "batched_fit",
+            p,
+            "sklearn",
+            lambda: by_name["sklearn"].batched_fit(Xb, yb, init),
+            judge,
+            note="a Python loop of L-BFGS-B fits",
+        )
     steps = cfg.batch_adam_steps
     p = {**params, "method": f"adam{steps}"}
-    once(rec, "batched_fit", p, OURS, lambda: ours.batched_fit(Xb, yb, init, "adam", steps, 0.1), judge)
+    once(
+        rec,
+        "batched_fit",
+        p,
+        OURS,
+        lambda: ours.batched_fit(Xb, yb, init, "adam", steps, 0.1),
+        judge,
+    )
     if "gpytorch" in by_name:
-        once(rec, "batched_fit", p, "gpytorch", lambda: by_name["gpytorch"].batched_fit(Xb, yb, init, steps, 0.1),
-             judge, note="batch mode (batch_shape)")
+        once(
+            rec,
+            "batched_fit",
+            p,
+            "gpytorch",
+            lambda: by_name["gpytorch"].batched_fit(Xb, yb, init, steps, 0.1),
+            judge,
+            note="batch mode (batch_shape)",
+        )
 
 
 # ============================================================================ compile
 def case_compile(cfg: Config, rec: Recorder, floors, peers):
     """First-call cost of MLL + gradient: trace + lower, XLA compile, and the first run."""
-    from . import ours
-
     import jax
+
+    from . import ours
 
     n = cfg.compile_n
     X, y = data.regression(n, 1, dtype=cfg.dtype)
@@ -403,7 +549,12 @@ def case_compile(cfg: Config, rec: Recorder, floors, peers):
         builders = [(OURS, ours_build)]
         for peer in peers:
             if hasattr(peer, "mll_grad_lowered"):
-                builders.append((peer.name, lambda peer=peer, terms=terms: peer.mll_grad_lowered(X, y, h, terms)))
+                builders.append(
+                    (
+                        peer.name,
+                        lambda peer=peer, terms=terms: peer.mll_grad_lowered(X, y, h, terms),
+                    )
+                )
         for impl, build in builders:
             try:
                 lower, args = build()
@@ -418,8 +569,17 @@ def case_compile(cfg: Config, rec: Recorder, floors, peers):
                 traceback.print_exc(limit=2)
                 rec.add("compile", params, impl, status="error", note=short_error(exc))
                 continue
-            rec.add("compile", params, impl, time_s=t3 - t0, first_call_s=t3 - t0,
-                    trace_lower_s=t1 - t0, compile_s=t2 - t1, run_s=t3 - t2, repeats=1)
+            rec.add(
+                "compile",
+                params,
+                impl,
+                time_s=t3 - t0,
+                first_call_s=t3 - t0,
+                trace_lower_s=t1 - t0,
+                compile_s=t2 - t1,
+                run_s=t3 - t2,
+                repeats=1,
+            )
 
 
 # ============================================================================ sparse
@@ -450,7 +610,6 @@ def case_predict_memory(cfg: Config, rec: Recorder, floors, peers):
     from . import predict_memory
 
     predict_memory.case_predict_memory(cfg, rec, floors, peers)
-
 
 
 def case_state_space(cfg: Config, rec: Recorder, floors, peers):
@@ -493,7 +652,11 @@ def add_ratios(rows: list[dict]) -> None:
         row["ratio_to_floor"] = ratio(row.get("time_s"), row.get("floor_s"))
         if row["case"] == "compile" and ref:
             row["ratio_to_ours"] = ratio(row.get("compile_s"), ref.get("compile_s"))
-        if ref and isinstance(row.get("final_mll"), float) and isinstance(ref.get("final_mll"), float):
+        if (
+            ref
+            and isinstance(row.get("final_mll"), float)
+            and isinstance(ref.get("final_mll"), float)
+        ):
             row["mll_minus_ours"] = row["final_mll"] - ref["final_mll"]
             if not math.isfinite(row["mll_minus_ours"]):
                 row["mll_minus_ours"] = None

@@ -69,7 +69,8 @@ def describe_backend(pin_record: dict | None = None) -> dict:
             var: os.environ.get(var)
             for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
         },
-        "pinning": pin_record or {"pinned": False, "reason": "not run through python -m benchmarks"},
+        "pinning": pin_record
+        or {"pinned": False, "reason": "not run through python -m benchmarks"},
         "load_average_start": _loadavg(),
     }
     if info["backend"] != "cpu" and pin_record and pin_record.get("pinned"):

@@ -50,9 +50,13 @@ def gram(name: str, X, hypers: dict, variant: str = "fast"):
 
 
 def gp_model(hypers: dict, dtype, kern=None):
-    kern = kern if kern is not None else RBF(
-        variance=jnp.asarray(hypers["variance"], dtype),
-        lengthscale=jnp.asarray(hypers["lengthscale"], dtype),
+    kern = (
+        kern
+        if kern is not None
+        else RBF(
+            variance=jnp.asarray(hypers["variance"], dtype),
+            lengthscale=jnp.asarray(hypers["lengthscale"], dtype),
+        )
     )
     return gl.GP(kern, noise=jnp.asarray(hypers["noise"], dtype))
 

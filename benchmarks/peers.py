@@ -77,11 +77,16 @@ class TinyGP(Peer):
     def _params(h, dtype):
         import jax.numpy as jnp
 
-        return {f"log_{k}": jnp.log(jnp.asarray(h[k], dtype)) for k in ("variance", "lengthscale", "noise")}
+        return {
+            f"log_{k}": jnp.log(jnp.asarray(h[k], dtype))
+            for k in ("variance", "lengthscale", "noise")
+        }
 
     @staticmethod
     def _hypers(p):
-        return {k: float(math.exp(float(p[f"log_{k}"]))) for k in ("variance", "lengthscale", "noise")}
+        return {
+            k: float(math.exp(float(p[f"log_{k}"]))) for k in ("variance", "lengthscale", "noise")
+        }
 
     def mll_grad(self, X, y, hypers):
         import jax
@@ -199,7 +204,8 @@ class GPJax(Peer):
 
         if kernel is None:
             kernel = gpx.kernels.RBF(
-                lengthscale=jnp.asarray(h["lengthscale"], dtype), variance=jnp.asarray(h["variance"], dtype)
+                lengthscale=jnp.asarray(h["lengthscale"], dtype),
+                variance=jnp.asarray(h["variance"], dtype),
             )
         prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Zero(), kernel=kernel)
         lik = gpx.likelihoods.Gaussian(obs_stddev=jnp.sqrt(jnp.asarray(h["noise"], dtype)))
@@ -261,8 +267,12 @@ class GPJax(Peer):
 
         def run():
             fitted, _ = gpx.fit(
-                model=model, objective=self._nmll, train_data=data,
-                optim=optax.adam(lr), num_iters=steps, verbose=False,
+                model=model,
+                objective=self._nmll,
+                train_data=data,
+                optim=optax.adam(lr),
+                num_iters=steps,
+                verbose=False,
             )
             return self._hypers(fitted)
 
@@ -287,7 +297,7 @@ class GPJax(Peer):
         data = self._data(X, y)
         model = self._model(hypers, data.X.dtype)
         posterior = model.condition(data)  # its Dataset field does not survive eqx partitioning,
-        Xtj = jnp.asarray(Xt)              # so the jitted function closes over it instead
+        Xtj = jnp.asarray(Xt)  # so the jitted function closes over it instead
 
         @jax.jit
         def pred(Xt):
@@ -321,10 +331,14 @@ class GPJax(Peer):
 
         dtype = jnp.asarray(X).dtype
         data = gpx.Dataset(X=jnp.asarray(X), y=jnp.asarray(y)[:, None])
-        kernel = gpx.kernels.RBF(lengthscale=jnp.ones(X.shape[1], dtype), variance=jnp.asarray(1.0, dtype))
+        kernel = gpx.kernels.RBF(
+            lengthscale=jnp.ones(X.shape[1], dtype), variance=jnp.asarray(1.0, dtype)
+        )
         prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Zero(), kernel=kernel)
         posterior = prior * gpx.likelihoods.Gaussian(obs_stddev=jnp.sqrt(jnp.asarray(0.1, dtype)))
-        q = gpx.variational_families.WhitenedVariationalGaussian(model=posterior, inducing_inputs=jnp.asarray(Z))
+        q = gpx.variational_families.WhitenedVariationalGaussian(
+            model=posterior, inducing_inputs=jnp.asarray(Z)
+        )
         optimiser = optax.adam(0.02)
 
         def loss(model, batch):
@@ -334,8 +348,15 @@ class GPJax(Peer):
         # wrapped once: calls after the first then time GPJax's steps without compiling.
         compiled = eqx.filter_jit(
             lambda q, data, key: gpx.fit(
-                model=q, objective=loss, train_data=data, optim=optimiser, num_iters=steps,
-                batch_size=batch_size, key=key, verbose=False, safe=False,
+                model=q,
+                objective=loss,
+                train_data=data,
+                optim=optimiser,
+                num_iters=steps,
+                batch_size=batch_size,
+                key=key,
+                verbose=False,
+                safe=False,
             )
         )
         return lambda: compiled(q, data, jax.random.key(seed))
@@ -371,9 +392,9 @@ class SKLearn(Peer):
         from sklearn.gaussian_process import kernels as K
 
         bounds = "fixed" if fixed else (1e-5, 1e5)
-        return K.ConstantKernel(h["variance"], bounds) * K.RBF(h["lengthscale"], bounds) + K.WhiteKernel(
-            h["noise"], bounds
-        )
+        return K.ConstantKernel(h["variance"], bounds) * K.RBF(
+            h["lengthscale"], bounds
+        ) + K.WhiteKernel(h["noise"], bounds)
 
     def _regressor(self, h, **kw):
         from sklearn.gaussian_process import GaussianProcessRegressor
@@ -409,7 +430,9 @@ class SKLearn(Peer):
         """
         from sklearn.gaussian_process import GaussianProcessRegressor
 
-        gpr = GaussianProcessRegressor(kernel=self._gp_kernel(hypers, fixed=True), optimizer=None, alpha=1e-10)
+        gpr = GaussianProcessRegressor(
+            kernel=self._gp_kernel(hypers, fixed=True), optimizer=None, alpha=1e-10
+        )
         gpr.fit(X, y)
         return lambda: gpr.predict(Xt, return_std=True)
 
@@ -420,13 +443,19 @@ class SKLearn(Peer):
         theta = gprs[0].kernel_.theta
 
         def run():
-            return [g.log_marginal_likelihood(theta, eval_gradient=True, clone_kernel=False) for g in gprs]
+            return [
+                g.log_marginal_likelihood(theta, eval_gradient=True, clone_kernel=False)
+                for g in gprs
+            ]
 
         return run
 
     def batched_fit(self, Xb, yb, init):
         def run():
-            hs = [self._hypers(self._regressor(init, random_state=0).fit(X, y).kernel_) for X, y in zip(Xb, yb)]
+            hs = [
+                self._hypers(self._regressor(init, random_state=0).fit(X, y).kernel_)
+                for X, y in zip(Xb, yb)
+            ]
             return {k: np.array([h[k] for h in hs]) for k in ("variance", "lengthscale", "noise")}
 
         return run
@@ -493,7 +522,11 @@ class GPyTorch(Peer):
         per = gpytorch.kernels.PeriodicKernel(**kw).to(dt)
         per.lengthscale = torch.tensor(h["lengthscale"], dtype=dt)
         per.period_length = torch.tensor(h.get("period", 2.0), dtype=dt)
-        return {"matern52": scaled(m52), "periodic": scaled(per), "sum3": scaled(rbf) + scaled(m52) + scaled(per)}[name]
+        return {
+            "matern52": scaled(m52),
+            "periodic": scaled(per),
+            "sum3": scaled(rbf) + scaled(m52) + scaled(per),
+        }[name]
 
     def gram(self, name, X, hypers):
         torch = self.torch
@@ -523,7 +556,9 @@ class GPyTorch(Peer):
                 self.covar_module = kernel
 
             def forward(self, x):
-                return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+                return gpytorch.distributions.MultivariateNormal(
+                    self.mean_module(x), self.covar_module(x)
+                )
 
         model = ExactGP().to(dt)
         return model, likelihood, Xt, yt
@@ -569,7 +604,10 @@ class GPyTorch(Peer):
                 opt.step()
         return {
             "variance": model.covar_module.outputscale.detach().numpy().reshape(-1).copy(),
-            "lengthscale": model.covar_module.base_kernel.lengthscale.detach().numpy().reshape(-1).copy(),
+            "lengthscale": model.covar_module.base_kernel.lengthscale.detach()
+            .numpy()
+            .reshape(-1)
+            .copy(),
             "noise": likelihood.noise.detach().numpy().reshape(-1).copy(),
         }
 
@@ -616,7 +654,9 @@ class GPyTorch(Peer):
         class Model(gpytorch.models.ApproximateGP):
             def __init__(self, Z):
                 dist = gpytorch.variational.CholeskyVariationalDistribution(Z.shape[0])
-                strategy = gpytorch.variational.VariationalStrategy(self, Z, dist, learn_inducing_locations=True)
+                strategy = gpytorch.variational.VariationalStrategy(
+                    self, Z, dist, learn_inducing_locations=True
+                )
                 super().__init__(strategy)
                 self.mean_module = gpytorch.means.ZeroMean()
                 self.covar_module = gpytorch.kernels.ScaleKernel(
@@ -624,12 +664,16 @@ class GPyTorch(Peer):
                 )
 
             def forward(self, x):
-                return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+                return gpytorch.distributions.MultivariateNormal(
+                    self.mean_module(x), self.covar_module(x)
+                )
 
         model = Model(torch.as_tensor(Z, dtype=dt)).to(dt)
         likelihood = gpytorch.likelihoods.GaussianLikelihood().to(dt)
         objective = gpytorch.mlls.VariationalELBO(likelihood, model, num_data=len(yt))
-        optimizer = torch.optim.Adam(list(model.parameters()) + list(likelihood.parameters()), lr=0.02)
+        optimizer = torch.optim.Adam(
+            list(model.parameters()) + list(likelihood.parameters()), lr=0.02
+        )
         model.train()
         likelihood.train()
 

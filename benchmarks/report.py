@@ -19,7 +19,10 @@ def _ok(rows, **match):
     for row in rows:
         if row["status"] != "ok":
             continue
-        if all((row.get(k) if k in ("case", "impl", "dtype") else row["params"].get(k)) == v for k, v in match.items()):
+        if all(
+            (row.get(k) if k in ("case", "impl", "dtype") else row["params"].get(k)) == v
+            for k, v in match.items()
+        ):
             out.append(row)
     return out
 
@@ -29,21 +32,40 @@ def _one(rows, **match):
     return found[0] if found else None
 
 
-def _target(tid, description, measured, threshold, *, lower_is_better=True, params=None, unit="×", note=None):
+def _target(
+    tid, description, measured, threshold, *, lower_is_better=True, params=None, unit="×", note=None
+):
     if measured is None or threshold is None:
-        return {"id": tid, "description": description, "params": params or {}, "measured": measured,
-                "threshold": threshold, "met": None, "verdict": "not measured", "note": note}
+        return {
+            "id": tid,
+            "description": description,
+            "params": params or {},
+            "measured": measured,
+            "threshold": threshold,
+            "met": None,
+            "verdict": "not measured",
+            "note": note,
+        }
     met = measured <= threshold if lower_is_better else measured >= threshold
     if met:
         verdict = "met"
     elif unit == "×":
-        verdict = f"missed by {measured / threshold:.2f}× ({measured:.2f}{unit} vs ≤ {threshold:g}{unit})"
+        verdict = (
+            f"missed by {measured / threshold:.2f}× ({measured:.2f}{unit} vs ≤ {threshold:g}{unit})"
+        )
     elif unit == "s":
         verdict = f"missed by {measured - threshold:.2f} s ({measured:.2f} s vs ≤ {threshold:g} s)"
     else:
         verdict = f"missed by {abs(measured - threshold):.3g} {unit}"
-    entry = {"id": tid, "description": description, "params": params or {}, "measured": measured,
-             "threshold": threshold, "met": met, "verdict": verdict}
+    entry = {
+        "id": tid,
+        "description": description,
+        "params": params or {},
+        "measured": measured,
+        "threshold": threshold,
+        "met": met,
+        "verdict": verdict,
+    }
     if note:
         entry["note"] = note
     return entry
@@ -59,8 +81,12 @@ PERIODIC_OF_A_DISTANCE = ("tinygp", "sklearn")
 def different_kernel(row: dict) -> bool:
     """Whether a Gram row's peer computed a different kernel from ours (so less work)."""
     p = row["params"]
-    return (row["case"] == "gram" and row["impl"] in PERIODIC_OF_A_DISTANCE
-            and p.get("kernel") in ("periodic", "sum3") and p.get("d", 1) > 1)
+    return (
+        row["case"] == "gram"
+        and row["impl"] in PERIODIC_OF_A_DISTANCE
+        and p.get("kernel") in ("periodic", "sum3")
+        and p.get("d", 1) > 1
+    )
 
 
 def evaluate_targets(rows: list[dict], dtype: str = "float64") -> list[dict]:
@@ -70,7 +96,9 @@ def evaluate_targets(rows: list[dict], dtype: str = "float64") -> list[dict]:
     # Gram within 1.1× of the fastest peer at every (kernel, n, d).
     groups = {}
     for row in _ok(rows, case="gram"):
-        groups.setdefault((row["params"]["kernel"], row["params"]["n"], row["params"]["d"]), []).append(row)
+        groups.setdefault(
+            (row["params"]["kernel"], row["params"]["n"], row["params"]["d"]), []
+        ).append(row)
     for (kernel, n, d), group in sorted(groups.items()):
         ours = next((r for r in group if r["impl"] == OURS), None)
         # A peer computing another function is no bar to meet (see different_kernel).
@@ -78,46 +106,104 @@ def evaluate_targets(rows: list[dict], dtype: str = "float64") -> list[dict]:
         if ours is None or not peers:
             continue
         best = min(peers, key=lambda r: r["time_s"])
-        targets.append(_target("gram_vs_fastest_peer", "Gram ≤ 1.1× the fastest peer",
-                               ratio(ours["time_s"], best["time_s"]), 1.1,
-                               params={"kernel": kernel, "n": n, "d": d}, note=f"fastest peer: {best['impl']}"))
+        targets.append(
+            _target(
+                "gram_vs_fastest_peer",
+                "Gram ≤ 1.1× the fastest peer",
+                ratio(ours["time_s"], best["time_s"]),
+                1.1,
+                params={"kernel": kernel, "n": n, "d": d},
+                note=f"fastest peer: {best['impl']}",
+            )
+        )
     # MLL + gradient ≤ 2× the floor for n ≥ 1000.
     for row in _ok(rows, case="mll_grad", impl=OURS):
         if row["params"]["n"] >= 1000:
-            targets.append(_target("mll_grad_vs_floor", "MLL + gradient ≤ 2× floor (potrf + potri + O(n²))",
-                                   row.get("ratio_to_floor"), 2.0, params=row["params"]))
+            targets.append(
+                _target(
+                    "mll_grad_vs_floor",
+                    "MLL + gradient ≤ 2× floor (potrf + potri + O(n²))",
+                    row.get("ratio_to_floor"),
+                    2.0,
+                    params=row["params"],
+                )
+            )
     # Default fit: MLL ≥ sklearn's L-BFGS-B, in less wall time (compile included).
     for ours in _ok(rows, case="fit", impl=OURS, method="lbfgs"):
         n = ours["params"]["n"]
         sk = _one(rows, case="fit", impl="sklearn", method="lbfgs", n=n)
         if sk is None:
             continue
-        targets.append(_target("fit_mll_vs_sklearn", "default fit MLL ≥ sklearn L-BFGS-B MLL (nats, −0.01 tolerance)",
-                               ours["final_mll"] - sk["final_mll"], -MLL_TOL, lower_is_better=False,
-                               params={"n": n}, unit="nats"))
-        targets.append(_target("fit_time_vs_sklearn", "default fit wall time < sklearn L-BFGS-B (compile included)",
-                               ratio(ours["time_s"], sk["time_s"]), 1.0, params={"n": n}))
+        targets.append(
+            _target(
+                "fit_mll_vs_sklearn",
+                "default fit MLL ≥ sklearn L-BFGS-B MLL (nats, −0.01 tolerance)",
+                ours["final_mll"] - sk["final_mll"],
+                -MLL_TOL,
+                lower_is_better=False,
+                params={"n": n},
+                unit="nats",
+            )
+        )
+        targets.append(
+            _target(
+                "fit_time_vs_sklearn",
+                "default fit wall time < sklearn L-BFGS-B (compile included)",
+                ratio(ours["time_s"], sk["time_s"]),
+                1.0,
+                params={"n": n},
+            )
+        )
     for ours in _ok(rows, case="fit", impl=OURS, method="restarts"):
         n = ours["params"]["n"]
         sk = _one(rows, case="fit", impl="sklearn", method="restarts", n=n)
         if sk is None:
             continue
-        targets.append(_target("restarts_time_vs_sklearn", "num_restarts=8 wall time < sklearn's 5 starts",
-                               ratio(ours["time_s"], sk["time_s"]), 1.0, params={"n": n}))
+        targets.append(
+            _target(
+                "restarts_time_vs_sklearn",
+                "num_restarts=8 wall time < sklearn's 5 starts",
+                ratio(ours["time_s"], sk["time_s"]),
+                1.0,
+                params={"n": n},
+            )
+        )
     # Batched MLL + gradient ≤ 1.5× floor (floor = 2 × batched Cholesky).
     for row in _ok(rows, case="batched_mll_grad", impl=OURS):
-        targets.append(_target("batched_vs_floor", "batched MLL + gradient ≤ 1.5× floor (= 3× a batched Cholesky)",
-                               row.get("ratio_to_floor"), 1.5, params=row["params"]))
+        targets.append(
+            _target(
+                "batched_vs_floor",
+                "batched MLL + gradient ≤ 1.5× floor (= 3× a batched Cholesky)",
+                row.get("ratio_to_floor"),
+                1.5,
+                params=row["params"],
+            )
+        )
     # Prediction at m = 2000 ≤ 1.2× cached floor.
     for row in _ok(rows, case="predict", impl=OURS):
         if row["params"]["m"] <= 2000:
-            targets.append(_target("predict_vs_floor", "prediction ≤ 1.2× floor (trsm n × m + cross-Gram)",
-                                   row.get("ratio_to_floor"), 1.2, params=row["params"]))
+            targets.append(
+                _target(
+                    "predict_vs_floor",
+                    "prediction ≤ 1.2× floor (trsm n × m + cross-Gram)",
+                    row.get("ratio_to_floor"),
+                    1.2,
+                    params=row["params"],
+                )
+            )
     # Compile of MLL + gradient ≤ 1.5 s for a 1-term kernel.
     row = _one(rows, case="compile", impl=OURS, terms=1)
     if row is not None:
-        targets.append(_target("compile_1term", "first-call compile of MLL + gradient (1-term kernel) ≤ 1.5 s",
-                               row["trace_lower_s"] + row["compile_s"], 1.5, params=row["params"], unit="s"))
+        targets.append(
+            _target(
+                "compile_1term",
+                "first-call compile of MLL + gradient (1-term kernel) ≤ 1.5 s",
+                row["trace_lower_s"] + row["compile_s"],
+                1.5,
+                params=row["params"],
+                unit="s",
+            )
+        )
     return targets
 
 
@@ -164,18 +250,18 @@ CASE_TITLES = {
 
 CASE_NOTES = {
     "gram": "Floor: writing n² entries at copy bandwidth + 2n²d flops at GEMM speed (a lower bound; "
-            "exp/sin cost more). `gpjax_lite` is `k.gram(X)` (fast path where it applies); "
-            "`gpjax_lite[vmap]` is the pure vmap core `vmap_cross(k.evaluate, X, X)`. In brackets, the path "
-            "`k.gram` took: `columns` (squared differences summed column by column), `matmul` (squared "
-            "distance through a matrix product), `features` (Periodic's cos/sin feature product), `vmap`. "
-            "† a different kernel: tinygp's and scikit-learn's ExpSineSquared take sin² of one distance "
-            "between the points, where ours (and GPJax's, GPyTorch's) sums sin² over the d input columns; "
-            "at d > 1 they do 1/d of the sines, and they are left out of the Gram target.",
+    "exp/sin cost more). `gpjax_lite` is `k.gram(X)` (fast path where it applies); "
+    "`gpjax_lite[vmap]` is the pure vmap core `vmap_cross(k.evaluate, X, X)`. In brackets, the path "
+    "`k.gram` took: `columns` (squared differences summed column by column), `matmul` (squared "
+    "distance through a matrix product), `features` (Periodic's cos/sin feature product), `vmap`. "
+    "† a different kernel: tinygp's and scikit-learn's ExpSineSquared take sin² of one distance "
+    "between the points, where ours (and GPJax's, GPyTorch's) sums sin² over the d input columns; "
+    "at d > 1 they do 1/d of the sines, and they are left out of the Gram target.",
     "mll_grad": "Floor: LAPACK potrf + potri at n (+ three passes over an n × n matrix).",
     "fit": "Floor (Adam only): steps × the MLL + gradient floor. Peers' cells: time ratio to ours "
-           "(final MLL minus ours, nats).",
+    "(final MLL minus ours, nats).",
     "predict": "Floor: triangular solve of the cached factor against n × m (LAPACK trsm) + our "
-               "cross-Gram k(X, X*).",
+    "cross-Gram k(X, X*).",
     "batched_mll_grad": "Floor: 2 × a batched (vmapped) JAX Cholesky, i.e. potrf + potri at the batched-Cholesky rate.",
     "batched_fit": "Ratios compare like with like: L-BFGS rows with L-BFGS, Adam rows with Adam.",
     "compile": "Trace + lower + XLA compile of value_and_grad(MLL) (ratios: compile time / ours).",
@@ -187,7 +273,7 @@ def _param_str(params):
 
 
 def _without_prefix(text: str, prefix: str) -> str:
-    return text[len(prefix):].lstrip() if text.startswith(prefix) else text
+    return text[len(prefix) :].lstrip() if text.startswith(prefix) else text
 
 
 def markdown(results: dict) -> str:
@@ -202,15 +288,22 @@ def markdown(results: dict) -> str:
         f"- Threads: {'pinned to one (BLAS + XLA:CPU flags set by the harness)' if pin.get('pinned') else 'not pinned'}"
         f"; load average at start {be.get('load_average_start')}, at end {meta.get('load_average_end')}.",
         f"- Mode `{meta['mode']}`, dtypes {', '.join(meta['dtypes'])}, total wall time {meta.get('wall_s', 0):.0f} s.",
-        "- Peers: " + ", ".join(
-            f"{p['name']} {p['version']}" if p["available"] else f"{p['name']} (not available: {p['error']})"
+        "- Peers: "
+        + ", ".join(
+            f"{p['name']} {p['version']}"
+            if p["available"]
+            else f"{p['name']} (not available: {p['error']})"
             for p in meta["peers"]
         ),
     ]
     if meta.get("notes"):
         lines += [f"- {note}" for note in meta["notes"]]
-    lines += ["", "Times are medians of repeats after a first (compiling) call; every ratio is to "
-              "gpjax_lite measured in the same process (>1: slower than ours).", ""]
+    lines += [
+        "",
+        "Times are medians of repeats after a first (compiling) call; every ratio is to "
+        "gpjax_lite measured in the same process (>1: slower than ours).",
+        "",
+    ]
 
     # Machine limits
     mach = results.get("machine", {})
@@ -223,15 +316,20 @@ def markdown(results: dict) -> str:
             extras.append("GEMM " + ", ".join(f"{v:.1f} GFLOP/s (n={k})" for k, v in gemm.items()))
         for key in ("gemm_gflops_numpy", "gemm_gflops_xla"):
             if rec.get(key):
-                extras.append(key.replace("gemm_gflops_", "") + " " + ", ".join(
-                    f"{v:.1f}" for v in rec[key].values() if v))
+                extras.append(
+                    key.replace("gemm_gflops_", "")
+                    + " "
+                    + ", ".join(f"{v:.1f}" for v in rec[key].values() if v)
+                )
         if copy:
             extras.append("copy " + ", ".join(f"{v:.1f} GB/s" for v in copy.values()))
         lines += ["- " + "; ".join(extras), ""]
         if rec.get("potrf_s"):
             lines += ["| n | potrf | potri |", "|---|---|---|"]
             for k in rec["potrf_s"]:
-                lines.append(f"| {k} | {_fmt_s(rec['potrf_s'][k])} | {_fmt_s(rec.get('potri_s', {}).get(k))} |")
+                lines.append(
+                    f"| {k} | {_fmt_s(rec['potrf_s'][k])} | {_fmt_s(rec.get('potri_s', {}).get(k))} |"
+                )
             lines.append("")
 
     # Targets
@@ -239,12 +337,19 @@ def markdown(results: dict) -> str:
     for dtype, tlist in targets.items():
         if not tlist:
             continue
-        lines += [f"## Targets ({dtype})", "", "| target | params | measured | verdict |", "|---|---|---|---|"]
+        lines += [
+            f"## Targets ({dtype})",
+            "",
+            "| target | params | measured | verdict |",
+            "|---|---|---|---|",
+        ]
         for t in tlist:
             m = t["measured"]
             ms = "—" if m is None else (f"{m:.3g}")
             note = f" ({t['note']})" if t.get("note") else ""
-            lines.append(f"| {t['description']} | {_param_str(t['params'])} | {ms} | {t['verdict']}{note} |")
+            lines.append(
+                f"| {t['description']} | {_param_str(t['params'])} | {ms} | {t['verdict']}{note} |"
+            )
         met = sum(1 for t in tlist if t["met"])
         lines += ["", f"{met} of {len(tlist)} met.", ""]
 
@@ -256,7 +361,14 @@ def markdown(results: dict) -> str:
         lines += [f"## {title}", "", CASE_NOTES.get(case, ""), ""]
         impls = [OURS + "[vmap]"] if case == "gram" else []
         impls += [p for p in peers if any(r["impl"] == p for r in case_rows)]
-        header = ["dtype", "params", "ours", "ours compile", "ours / floor", *[f"{i} / ours" for i in impls]]
+        header = [
+            "dtype",
+            "params",
+            "ours",
+            "ours compile",
+            "ours / floor",
+            *[f"{i} / ours" for i in impls],
+        ]
         if case in ("fit", "batched_fit"):
             header.insert(4, "ours final MLL")
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -269,8 +381,13 @@ def markdown(results: dict) -> str:
             if ours and ours["status"] == "ok":
                 comp = ours.get("compile_s")
                 if case == "compile":
-                    cells += [_fmt_s(ours.get("trace_lower_s", 0) + ours.get("compile_s", 0)) + " (first call "
-                              + _fmt_s(ours["time_s"]) + ")", _fmt_s(comp)]
+                    cells += [
+                        _fmt_s(ours.get("trace_lower_s", 0) + ours.get("compile_s", 0))
+                        + " (first call "
+                        + _fmt_s(ours["time_s"])
+                        + ")",
+                        _fmt_s(comp),
+                    ]
                 else:
                     time_cell = _fmt_s(ours["time_s"])
                     if ours.get("path"):  # which Gram code path ran
@@ -278,7 +395,9 @@ def markdown(results: dict) -> str:
                     cells += [time_cell, _fmt_s(comp)]
                 cells.append(_fmt_x(ours.get("ratio_to_floor")))
                 if case in ("fit", "batched_fit"):
-                    cells.insert(4, f"{ours['final_mll']:.2f}" if ours.get("final_mll") is not None else "—")
+                    cells.insert(
+                        4, f"{ours['final_mll']:.2f}" if ours.get("final_mll") is not None else "—"
+                    )
             else:
                 status = ours["status"] if ours else "missing"
                 cells += [status, "—", "—"] + (["—"] if case in ("fit", "batched_fit") else [])
@@ -298,10 +417,15 @@ def markdown(results: dict) -> str:
                         cell += f" ({r['mll_minus_ours']:+.2f})"
                     cells.append(cell)
             lines.append("| " + " | ".join(cells) + " |")
-        skipped = [r for r in case_rows if r["status"] in ("skipped", "error", "n/a") and r.get("note")]
+        skipped = [
+            r for r in case_rows if r["status"] in ("skipped", "error", "n/a") and r.get("note")
+        ]
         if skipped:
-            lines += [""] + [f"- {r['impl']} ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: "
-                             + _without_prefix(r["note"], r["status"] + ":") for r in skipped]
+            lines += [""] + [
+                f"- {r['impl']} ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: "
+                + _without_prefix(r["note"], r["status"] + ":")
+                for r in skipped
+            ]
         lines.append("")
     lines += sparse_markdown(rows)
     lines += laplace_markdown(rows)
@@ -339,11 +463,15 @@ def sparse_markdown(rows: list[dict]) -> list[str]:
     svgp = [r for r in rows if r["case"] == "svgp"]
     ours = [r for r in svgp if r["impl"] == OURS and r["status"] == "ok"]
     if svgp:
-        lines += ["## 7. SVGP: one Adam step (minibatch ELBO + gradient + update)", "",
-                  "Compile excluded from the time per step; the time to target counts steady steps only.", "",
-                  "| dtype | n | m | batch | ms / step | compile (s) | steps to target | time to target (s) "
-                  "| final EMA -ELBO/n |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## 7. SVGP: one Adam step (minibatch ELBO + gradient + update)",
+            "",
+            "Compile excluded from the time per step; the time to target counts steady steps only.",
+            "",
+            "| dtype | n | m | batch | ms / step | compile (s) | steps to target | time to target (s) "
+            "| final EMA -ELBO/n |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in ours:
             p = r["params"]
             if "max_steps" in r:
@@ -353,54 +481,84 @@ def sparse_markdown(rows: list[dict]) -> list[str]:
                 final = _sparse_num(r["final_ema_neg_elbo_per_point"], ".3f")
             else:
                 steps = seconds = final = "—"
-            lines.append(f"| {r['dtype']} | {p['n']:,} | {p['m']} | {p['batch']} | {1e3 * r['time_s']:.1f} | "
-                         f"{_sparse_num(r.get('compile_s'), '.1f')} | {steps} | {seconds} | {final} |")
-        targets = sorted({r["target_neg_elbo_per_point"] for r in ours if "target_neg_elbo_per_point" in r})
+            lines.append(
+                f"| {r['dtype']} | {p['n']:,} | {p['m']} | {p['batch']} | {1e3 * r['time_s']:.1f} | "
+                f"{_sparse_num(r.get('compile_s'), '.1f')} | {steps} | {seconds} | {final} |"
+            )
+        targets = sorted(
+            {r["target_neg_elbo_per_point"] for r in ours if "target_neg_elbo_per_point" in r}
+        )
         if targets:
-            lines += ["", "Target: EMA of the minibatch -ELBO/n ≤ "
-                      + ", ".join(f"{t:g}" for t in targets) + " nats per point."]
+            lines += [
+                "",
+                "Target: EMA of the minibatch -ELBO/n ≤ "
+                + ", ".join(f"{t:g}" for t in targets)
+                + " nats per point.",
+            ]
         ratio_lines = _svgp_ratios(ours)
         if ratio_lines:
             lines += ["", "Ratios of time per step:", "", *ratio_lines]
         peer_rows = [r for r in svgp if r["impl"] != OURS]
         if peer_rows:
-            lines += ["", "Peers (same n, m, batch size, dtype, Adam; time per step, and its ratio to "
-                      "gpjax_lite's — above 1 means the peer is slower):", "",
-                      "| peer | dtype | n | m | ms / step | × gpjax_lite |",
-                      "| --- | --- | ---: | ---: | ---: | ---: |"]
+            lines += [
+                "",
+                "Peers (same n, m, batch size, dtype, Adam; time per step, and its ratio to "
+                "gpjax_lite's — above 1 means the peer is slower):",
+                "",
+                "| peer | dtype | n | m | ms / step | × gpjax_lite |",
+                "| --- | --- | ---: | ---: | ---: | ---: |",
+            ]
             for r in peer_rows:
                 p = r["params"]
                 if r["status"] != "ok":
-                    lines.append(f"| {r['impl']} | {r['dtype']} | {p['n']:,} | {p['m']} | "
-                                 f"{r['status']}: {r.get('note', '')} | — |")
+                    lines.append(
+                        f"| {r['impl']} | {r['dtype']} | {p['n']:,} | {p['m']} | "
+                        f"{r['status']}: {r.get('note', '')} | — |"
+                    )
                 else:
-                    lines.append(f"| {r['impl']} | {r['dtype']} | {p['n']:,} | {p['m']} | "
-                                 f"{1e3 * r['time_s']:.1f} | {_fmt_x(r.get('ratio_to_ours'))} |")
+                    lines.append(
+                        f"| {r['impl']} | {r['dtype']} | {p['n']:,} | {p['m']} | "
+                        f"{1e3 * r['time_s']:.1f} | {_fmt_x(r.get('ratio_to_ours'))} |"
+                    )
         failed = [r for r in svgp if r["impl"] == OURS and r["status"] != "ok"]
-        lines += [f"- gpjax_lite ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: {r.get('note', '')}"
-                  for r in failed]
+        lines += [
+            f"- gpjax_lite ({_param_str(r['params'])}, {r['dtype']}): {r['status']}: {r.get('note', '')}"
+            for r in failed
+        ]
         lines.append("")
     sgpr = [r for r in rows if r["case"] == "sgpr"]
     if sgpr:
         n_test = sorted({r["n_test"] for r in sgpr if "n_test" in r})
-        lines += ["## 8. SGPR against the exact GP", "",
-                  f"{', '.join(map(str, n_test)) or '—'} test points; RMSE against noisy targets "
-                  "(noise standard deviation 0.1). Fit and condition + predict are single calls, "
-                  "compilation included; the exact GP fits its hyperparameters on a subset (its size in "
-                  "brackets) and conditions on all n.", "",
-                  "| dtype | model | n | m | fit (s) | condition + predict (s) | RMSE | NLPD | noise std |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## 8. SGPR against the exact GP",
+            "",
+            f"{', '.join(map(str, n_test)) or '—'} test points; RMSE against noisy targets "
+            "(noise standard deviation 0.1). Fit and condition + predict are single calls, "
+            "compilation included; the exact GP fits its hyperparameters on a subset (its size in "
+            "brackets) and conditions on all n.",
+            "",
+            "| dtype | model | n | m | fit (s) | condition + predict (s) | RMSE | NLPD | noise std |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in sgpr:
             p = r["params"]
             if r["status"] != "ok":
-                lines.append(f"| {r['dtype']} | {r['impl']} | {p['n']:,} | — | — | {r['status']}: "
-                             f"{r.get('note', '')} | — | — | — |")
+                lines.append(
+                    f"| {r['dtype']} | {r['impl']} | {p['n']:,} | — | — | {r['status']}: "
+                    f"{r.get('note', '')} | — | — | — |"
+                )
                 continue
             fit = r.get("fit_s_incl_compile")
-            fit_text = "—" if fit is None else f"{fit:.1f}" + (f" ({r['fit_n']} pts)" if "fit_n" in r else "")
-            lines.append(f"| {r['dtype']} | {r['impl']} | {p['n']:,} | {p.get('m', '—')} | {fit_text} | "
-                         f"{r['condition_predict_s']:.2f} | {r['rmse']:.4f} | {r['nlpd']:.3f} | "
-                         f"{r['noise_std']:.4f} |")
+            fit_text = (
+                "—"
+                if fit is None
+                else f"{fit:.1f}" + (f" ({r['fit_n']} pts)" if "fit_n" in r else "")
+            )
+            lines.append(
+                f"| {r['dtype']} | {r['impl']} | {p['n']:,} | {p.get('m', '—')} | {fit_text} | "
+                f"{r['condition_predict_s']:.2f} | {r['rmse']:.4f} | {r['nlpd']:.3f} | "
+                f"{r['noise_std']:.4f} |"
+            )
         lines.append("")
     return lines
 
@@ -435,7 +593,10 @@ def laplace_markdown(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     lines = [
-        "## 9. LaplaceGP against scikit-learn's GaussianProcessClassifier", "", LAPLACE_NOTE, "",
+        "## 9. LaplaceGP against scikit-learn's GaussianProcessClassifier",
+        "",
+        LAPLACE_NOTE,
+        "",
         "| dtype | what | n | gpjax_lite first call | gpjax_lite | sklearn | sklearn / ours "
         "| sklearn / ours incl. compile | check |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -497,7 +658,10 @@ def predict_memory_markdown(rows: list[dict]) -> list[str]:
     )
     extra = " device peak added (GiB) |" if device else ""
     lines = [
-        "## 10. Peak memory of prediction (test points in blocks)", "", note, "",
+        "## 10. Peak memory of prediction (test points in blocks)",
+        "",
+        note,
+        "",
         "| dtype | n | m | peak memory added (GiB) | one n × m array (GiB) | peak / n × m array "
         "| baseline (GiB) | time (s) |" + extra,
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if device else ""),
@@ -511,8 +675,13 @@ def predict_memory_markdown(rows: list[dict]) -> list[str]:
             continue
         # Not timing.ratio: a peak of 0 bytes added is a result, not a missing value.
         nm = r["nm_array_bytes"]
-        cells += [f"{r['peak_bytes'] / GIB:.3f}", f"{nm / GIB:.3f}", f"{r['peak_bytes'] / nm:.3f}",
-                  f"{r['baseline_rss_bytes'] / GIB:.3f}", f"{r['time_s']:.2f}"]
+        cells += [
+            f"{r['peak_bytes'] / GIB:.3f}",
+            f"{nm / GIB:.3f}",
+            f"{r['peak_bytes'] / nm:.3f}",
+            f"{r['baseline_rss_bytes'] / GIB:.3f}",
+            f"{r['time_s']:.2f}",
+        ]
         if device:
             d = r.get("device_peak_bytes")
             cells.append("—" if d is None else f"{d / GIB:.3f}")
@@ -527,12 +696,14 @@ def state_space_markdown(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     lines = [
-        "## 11. State-space solver (Kalman filter and smoother)", "",
+        "## 11. State-space solver (Kalman filter and smoother)",
+        "",
         "Sorted times with gaps, `SHO(ω=2, Q=3) + SHO(ω=0.5, Q=1/√2)`, per-point noise. "
         "`lml_grad`: log marginal likelihood and its gradient, one jitted call; `predict`: mean "
         "and variance at m = n test points. Times are medians after the first (compiling) call; "
         "× gpjax_lite is the time over `gpjax_lite`'s (`StateSpace()`) in the same run; the lml "
-        "column lets the implementations be checked to agree.", "",
+        "column lets the implementations be checked to agree.",
+        "",
         "| dtype | task | n | implementation | time | first call | × gpjax_lite | lml |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
@@ -544,8 +715,12 @@ def state_space_markdown(rows: list[dict]) -> list[str]:
             cells += [f"{r['status']}: {r.get('note', '')}", "—", "—", "—"]
         else:
             lml = r.get("lml")
-            cells += [_fmt_s(r["time_s"]), _fmt_s(r.get("first_call_s")),
-                      _fmt_x(r.get("ratio_to_ours")), "—" if lml is None else f"{lml:.6f}"]
+            cells += [
+                _fmt_s(r["time_s"]),
+                _fmt_s(r.get("first_call_s")),
+                _fmt_x(r.get("ratio_to_ours")),
+                "—" if lml is None else f"{lml:.6f}",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -561,17 +736,30 @@ def plots(results: dict, out_dir: Path) -> list[str]:
     except Exception:  # noqa: BLE001 - plots are optional
         return []
     written = []
-    rows = [r for r in results["rows"] if r["status"] == "ok" and isinstance(r.get("time_s"), float)]
-    x_key = {"gram": "n", "mll_grad": "n", "fit": "n", "predict": "m", "batched_mll_grad": "n",
-             "batched_fit": "n", "compile": "terms", "svgp": "n",
-             "laplace_lml_grad": "n", "laplace_fit": "n"}
+    rows = [
+        r for r in results["rows"] if r["status"] == "ok" and isinstance(r.get("time_s"), float)
+    ]
+    x_key = {
+        "gram": "n",
+        "mll_grad": "n",
+        "fit": "n",
+        "predict": "m",
+        "batched_mll_grad": "n",
+        "batched_fit": "n",
+        "compile": "terms",
+        "svgp": "n",
+        "laplace_lml_grad": "n",
+        "laplace_fit": "n",
+    }
     for case, key in x_key.items():
         case_rows = [r for r in rows if r["case"] == case]
         if not case_rows:
             continue
         panel_of = {}
         for r in case_rows:
-            panel = tuple((k, v) for k, v in r["params"].items() if k != key) + (("dtype", r["dtype"]),)
+            panel = tuple((k, v) for k, v in r["params"].items() if k != key) + (
+                ("dtype", r["dtype"]),
+            )
             panel_of.setdefault(panel, []).append(r)
         panels = sorted(panel_of, key=str)
         cols = min(3, len(panels))
@@ -587,7 +775,13 @@ def plots(results: dict, out_dir: Path) -> list[str]:
             for impl, pts in sorted(series.items()):
                 pts.sort()
                 style = "-o" if impl.startswith(OURS) else "--."
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=impl, lw=2 if impl == OURS else 1)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    style,
+                    label=impl,
+                    lw=2 if impl == OURS else 1,
+                )
             if floor:
                 pts = sorted(floor.items())
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], ":", color="k", label="floor")
@@ -598,7 +792,7 @@ def plots(results: dict, out_dir: Path) -> list[str]:
             ax.set_title(", ".join(f"{k}={v}" for k, v in panel), fontsize=8)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
-        for ax in list(axes.flat)[len(panels):]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.axis("off")
         fig.suptitle(CASE_TITLES.get(case, case), fontsize=10)
         fig.tight_layout()
@@ -620,7 +814,9 @@ def publish(run_dir: Path, latest: Path, docs_plot: Path | None = None) -> Path:
     """
     run_dir = Path(run_dir).resolve()
     results = json.loads((run_dir / "results.json").read_text())
-    results["targets"] = {dtype: evaluate_targets(results["rows"], dtype) for dtype in results["meta"]["dtypes"]}
+    results["targets"] = {
+        dtype: evaluate_targets(results["rows"], dtype) for dtype in results["meta"]["dtypes"]
+    }
     write_json(run_dir / "results.json", results)
     table = markdown(results)
     (run_dir / "results.md").write_text(table)

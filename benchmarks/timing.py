@@ -24,7 +24,12 @@ def median(values: Sequence[float]) -> float:
 
 
 def is_positive_finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def ratio(numerator, denominator):
@@ -79,7 +84,11 @@ class Measurement:
 
 
 def measure(
-    fn: Callable[[], object], *, repeats: int = 5, budget_s: float = 10.0, single_above_s: float | None = None
+    fn: Callable[[], object],
+    *,
+    repeats: int = 5,
+    budget_s: float = 10.0,
+    single_above_s: float | None = None,
 ) -> Measurement:
     """Time ``fn()``: one first call, then up to ``repeats`` calls (at least one).
 
