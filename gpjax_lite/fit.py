@@ -691,13 +691,17 @@ def minimise(
             ``starts`` axis (the first start is the model as given).
         initial: the trainable leaves as given, returned bit-for-bit when the
             model never moved.
-        static: everything that is not trained; ``mask``: the trainable mask.
+        static: everything that is not trained.
+        mask: the trainable mask.
         data: a pytree of arrays passed to ``loss`` (``(X, y)``).
         key: for a stochastic loss, split into one key per step.
-        optimizer, num_steps: as in :func:`fit`; ``progress``: a traced bool.
+        optimizer: as in :func:`fit`.
+        num_steps: as in :func:`fit`.
+        progress: a traced bool: print progress lines.
         stochastic: the loss is a noisy estimate (no convergence tests, no
             ranking of iterates: the last finite iterate is returned).
-        name, label: how progress lines start and name the loss.
+        name: how progress lines start.
+        label: how progress lines name the loss.
     """
     static_arrays, static_rest = eqx.partition(static, eqx.is_array)
     sequential = _sequential_batches()
