@@ -27,6 +27,9 @@ KEY = jax.random.key(0)
 GP = gl.GP(kernels.Matern52(), noise=0.1)
 POST = GP.condition(X, Y)
 SGPR = sparse.SGPR(kernels.RBF(), Z, noise=0.1)
+STATE_SPACE = gl.GP(kernels.Matern32(), noise=0.1, solver=gl.solvers.StateSpace())
+LABELS = (Y > 0.5).astype(Y.dtype)
+LAPLACE = gl.LaplaceGP(kernels.RBF(), gl.likelihoods.Bernoulli())
 SVGP = sparse.SVGP(kernels.RBF(), Z, noise=0.1)
 
 
@@ -48,6 +51,10 @@ def _inputs_entry_points():
         ("SVGP.elbo", "X", lambda A: SVGP.elbo(A, Y)),
         ("SVGP.predict", "Xt", lambda A: SVGP.predict(A)),
         ("inducing_kmeans", "X", lambda A: sparse.inducing_kmeans(KEY, A, 2)),
+        ("StateSpace.lml", "X", lambda A: STATE_SPACE.log_marginal_likelihood(A, Y)),
+        ("StateSpace.predict", "Xt", lambda A: STATE_SPACE.condition(X, Y).predict(A)),
+        ("LaplaceGP.lml", "X", lambda A: LAPLACE.log_marginal_likelihood(A, LABELS)),
+        ("LaplacePosterior.predict", "Xt", lambda A: LAPLACE.condition(X, LABELS).predict(A)),
     ]
 
 
@@ -93,6 +100,8 @@ TARGET_ENTRY_POINTS = [
         "batched_lml",
         lambda b: sparse.sharding.batched_log_marginal_likelihood(GP, X[None], b[None]),
     ),
+    ("StateSpace.lml", lambda b: STATE_SPACE.log_marginal_likelihood(X, b)),
+    ("LaplaceGP.lml", lambda b: LAPLACE.log_marginal_likelihood(X, b)),
 ]
 
 
