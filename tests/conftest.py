@@ -75,3 +75,16 @@ def gpu():
     if not on_gpu():
         pytest.skip("needs an accelerator: JAX sees only a CPU")
     return jax.devices()[0]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_jax_caches():
+    """Drop JAX's compiled programs after each test module.
+
+    The suite compiles thousands of small programs; keeping them all alive in
+    one process only costs memory, and long-lived processes holding that many
+    executables have crashed inside XLA's CPU compiler (seen twice with jaxlib
+    0.10.2, at random points late in the run).
+    """
+    yield
+    jax.clear_caches()
