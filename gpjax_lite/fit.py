@@ -68,7 +68,7 @@ import optax
 from jax._src.lax.lax import _convert_element_type  # weak-typed casts (no public API)
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from ._checks import as_inputs, as_targets, is_concrete
+from ._checks import as_inputs, as_targets, check_key, is_concrete
 from .parameters import (
     check_hyperparameters,
     from_unconstrained,
@@ -211,6 +211,13 @@ def fit(
     """
     # A model edited around its constructor (equinox.tree_at, deserialisation)
     # must not start an optimisation from a negative noise or lengthscale.
+    if objective is None and not callable(getattr(model, "log_marginal_likelihood", None)):
+        raise TypeError(
+            "`model` must be a model with a `log_marginal_likelihood(X, y)` method (a GP, "
+            f"LaplaceGP, ...) or come with an `objective=`, got {type(model).__name__}."
+        )
+    if key is not None:
+        check_key(key)
     check_hyperparameters(model)
     X = as_inputs("X", X)
     y = as_targets("y", y, X.shape[0])

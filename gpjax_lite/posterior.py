@@ -145,7 +145,11 @@ def _as_include_noise(include_noise):
     """``True``/``False`` for Python or NumPy bools, else a float array (checked by the caller)."""
     if isinstance(include_noise, (bool, np.bool_)):
         return bool(include_noise)
-    array = jnp.asarray(include_noise) if not isinstance(include_noise, str) else None
+    array = (
+        None
+        if include_noise is None or isinstance(include_noise, str)
+        else jnp.asarray(include_noise)
+    )
     if array is None or not jnp.issubdtype(array.dtype, jnp.floating):
         raise TypeError(
             "`include_noise` must be a Python bool (under `jax.jit`, mark it static: "

@@ -358,3 +358,21 @@ def test_boolean_data_are_read_as_zeros_and_ones():
         float(model.log_marginal_likelihood(X, labels.astype(float))),
         rtol=100 * EPS,
     )
+
+
+@pytest.mark.parametrize("model", [kernels.RBF(), "gp", None, {"a": jnp.ones(())}])
+def test_fit_names_a_model_that_is_not_a_model(model):
+    with pytest.raises(TypeError, match=naming("model")):
+        gl.fit(model, X, Y, num_steps=2)
+
+
+@pytest.mark.parametrize("num_restarts", [1, 3])
+@pytest.mark.parametrize("key", [0, "k", jnp.zeros(2)])
+def test_fit_checks_its_key_whatever_the_number_of_restarts(key, num_restarts):
+    with pytest.raises(TypeError, match=naming("key")):
+        gl.fit(GP, X, Y, num_steps=2, num_restarts=num_restarts, key=key)
+
+
+def test_include_noise_none_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match=naming("include_noise")):
+        POST.predict(X, include_noise=None)
