@@ -70,6 +70,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import as_inputs, as_targets, check_key, is_concrete
 from .parameters import (
+    cast_weak_leaves,
     check_hyperparameters,
     from_unconstrained,
     to_unconstrained,
@@ -355,7 +356,7 @@ def split_trainable(model, fixed, dtype):
     params, static = eqx.partition(to_unconstrained(model, mask), mask)
     # Weakly typed hyperparameters (Python-float defaults) take the data's dtype,
     # so a float32 problem stays float32 even when float64 is enabled.
-    params = jax.tree_util.tree_map(lambda p: _like(p, dtype), params)
+    params = cast_weak_leaves(params, dtype)
     return params, static, eqx.filter(model, mask), mask
 
 
@@ -367,11 +368,6 @@ def _positive_int(name: str, value) -> int:
     if value < 1:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
     return int(value)
-
-
-def _like(leaf, dtype):
-    weak = getattr(leaf, "weak_type", False)
-    return leaf.astype(dtype) if weak and leaf.dtype != dtype else leaf
 
 
 def _like_initial(leaf, initial):

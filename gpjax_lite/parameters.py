@@ -388,6 +388,24 @@ def _leaf_name(prefix: str | None, path: str) -> str:
     return f"{prefix}{path}" if path.startswith("[") or not path else f"{prefix}.{path}"
 
 
+def cast_weak_leaves(tree, dtype):
+    """Give every weakly typed float leaf of ``tree`` (a Python-float default such as
+    ``variance=1.0``) the given ``dtype``; leaves with an explicit dtype are kept.
+
+    A model then has one floating dtype: optimiser updates cannot promote a
+    float32 model to float64 (they would turn weak float64 leaves into strong
+    ones under ``jax_enable_x64``). Used by ``fit`` (the data's dtype) and the
+    sparse models (the inducing inputs' dtype).
+    """
+
+    def cast(leaf):
+        if eqx.is_inexact_array(leaf) and getattr(getattr(leaf, "aval", None), "weak_type", False):
+            return leaf.astype(dtype)
+        return leaf
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
 def trainable_mask(model, fixed: Callable[[Any], Any] | None = None):
     """A pytree of bools like ``model``: True for every leaf that ``fit`` optimises.
 

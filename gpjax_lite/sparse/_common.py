@@ -60,23 +60,6 @@ def check_inducing_inputs(Z) -> jax.Array:
     return Z
 
 
-def cast_weak_leaves(tree, dtype):
-    """Give every weakly typed float leaf of ``tree`` (a Python-float default such as
-    ``variance=1.0``) the dtype of the inducing inputs.
-
-    A sparse model then has one floating dtype: optimiser updates cannot promote
-    a float32 model to float64 (they would turn the weak float64 leaves into
-    strong ones under ``jax_enable_x64``). Leaves with an explicit dtype are kept.
-    """
-
-    def cast(leaf):
-        if eqx.is_inexact_array(leaf) and getattr(getattr(leaf, "aval", None), "weak_type", False):
-            return leaf.astype(dtype)
-        return leaf
-
-    return jax.tree_util.tree_map(cast, tree)
-
-
 def check_columns(name: str, X, Z) -> None:
     """``X`` must have as many columns as the inducing inputs."""
     if X.shape[1] != Z.shape[1]:

@@ -52,11 +52,10 @@ from ..distributions import MultivariateNormal
 from ..kernels.base import Kernel
 from ..linalg import cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
-from ..parameters import check_hyperparameters, positive_field
+from ..parameters import cast_weak_leaves, check_hyperparameters, positive_field
 from ..posterior import AbstractPosterior
 from ._common import (
     LOG_2PI,
-    cast_weak_leaves,
     check_chunk_size,
     check_columns,
     check_inducing_inputs,

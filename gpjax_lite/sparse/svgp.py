@@ -58,11 +58,10 @@ from ..kernels.base import Kernel
 from ..likelihoods import Gaussian, Likelihood
 from ..linalg import cho_solve, cholesky, raise_if_not_finite, solve_lower
 from ..means import Zero
-from ..parameters import check_hyperparameters, real_field
+from ..parameters import cast_weak_leaves, check_hyperparameters, real_field
 from ..posterior import AbstractPosterior
 from ._common import (
     as_int,
-    cast_weak_leaves,
     check_chunk_size,
     check_columns,
     check_inducing_inputs,
