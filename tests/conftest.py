@@ -7,6 +7,12 @@
   do not promote float32 inputs). ``JAX_ENABLE_X64=0`` runs the session in
   float32 mode instead (a CI pass); tests marked ``@pytest.mark.x64`` need
   float64 and skip themselves there.
+* XLA's LLVM backend at optimisation level 0 (unless ``XLA_FLAGS`` already
+  sets a level): the suite compiles thousands of small programs and runs most
+  of them once, so the optimisation passes cost far more than they save (about
+  40 % of the suite's CPU time). Generated code may round differently (e.g.
+  without fused multiply-adds), within every test's tolerance; benchmarks and
+  users keep XLA's default level.
 * Hypothesis profiles: "default" (30 examples) and "ci" (fewer, derandomised),
   picked by the ``CI`` environment variable or ``HYPOTHESIS_PROFILE``.
 * Tests marked ``@pytest.mark.gpu`` (or using the ``gpu`` fixture) are skipped
@@ -18,6 +24,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    # Read when JAX first creates its CPU client, which no import does.
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    os.environ["XLA_FLAGS"] = flags.strip()
 
 import jax  # noqa: E402
 
