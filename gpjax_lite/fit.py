@@ -609,9 +609,11 @@ class _Loop(eqx.Module):
         """Choose each start's iterate to return, and fill its trace after a stop.
 
         The last iterate (after the last update) was never scored in the loop.
-        A deterministic loss scores it now and takes it if its loss is finite
-        and, unless a line search already guarantees it, no higher than the
-        best; a stochastic loss takes it whenever no step was non-finite.
+        With a line search its loss is the one the search computed there (and
+        the search guarantees it is no higher than the best), and it is taken if
+        finite; another optimizer on a deterministic loss scores it now and
+        takes it if its loss is finite and no higher than the best; a stochastic
+        loss takes it whenever no step was non-finite.
 
         Returns ``(params, loss, last_loss, losses)`` per start.
         """
@@ -620,12 +622,20 @@ class _Loop(eqx.Module):
         if self.stochastic:
             last_loss = jnp.full((num_starts,), jnp.nan, self.dtype)
             take_last = healthy
+        elif self.has_linesearch:
+            # The line search evaluated the loss at the point it accepted: the last
+            # iterate. Its state holds that value (inf while no step has been taken;
+            # the last iterate is then the start, whose loss is the best one seen), so
+            # the compiled program needs no extra copy of the loss to score it.
+            stored = optax.tree_utils.tree_get(state.opt_state, "value").astype(self.dtype)
+            last_loss = jnp.where(jnp.isfinite(stored), stored, state.best_loss)
+            last_loss = jnp.where(healthy, last_loss, jnp.nan)
+            take_last = healthy & jnp.isfinite(last_loss)
         else:
             score = lambda params: self.loss(params, None)  # noqa: E731
             last_loss = _map_starts(score, num_starts, self.sequential)(state.params)
             last_loss = jnp.where(healthy, last_loss, jnp.nan)
-            no_worse = True if self.has_linesearch else last_loss <= state.best_loss
-            take_last = healthy & jnp.isfinite(last_loss) & no_worse
+            take_last = healthy & jnp.isfinite(last_loss) & (last_loss <= state.best_loss)
         params = _where(take_last, state.params, state.best_params)
         loss = jnp.where(take_last, last_loss, state.best_loss)
         loss = jnp.where(jnp.isfinite(loss), loss, jnp.nan)
