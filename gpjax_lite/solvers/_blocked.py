@@ -76,6 +76,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ._sde import small_matmul as _mm
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -136,9 +138,9 @@ def _block_summaries(h, A, Q, y, noise, observed):
     def step(carry, inputs):
         Phi, b, C, J, eta = carry
         Ak, Qk, yk, nk, ok = inputs
-        Phi = Ak @ Phi
+        Phi = _mm(Ak, Phi)
         b = _mv(Ak, b)
-        C = Ak @ C @ _mT(Ak) + Qk
+        C = _mm(_mm(Ak, C), _mT(Ak)) + Qk
         Ch = C @ h
         S = Ch @ h + nk
         weight = jnp.where(ok, 1.0 / S, 0.0)
@@ -191,7 +193,7 @@ def _filter_blocks(h, starts, A, Q, y, noise, observed, keep: bool):
         m, P = carry
         Ak, Qk, yk, nk, ok = inputs
         m_pred = _mv(Ak, m)
-        P_pred = Ak @ P @ _mT(Ak) + Qk
+        P_pred = _mm(_mm(Ak, P), _mT(Ak)) + Qk
         Ph = P_pred @ h
         S = Ph @ h + nk
         weight = jnp.where(ok, 1.0 / S, 0.0)
@@ -208,6 +210,9 @@ def _filter_blocks(h, starts, A, Q, y, noise, observed, keep: bool):
 
 
 def _value(h, P0, A, Q, y, noise, observed, keep: bool):
+    # Materialise the inputs: XLA would otherwise fuse the computation of A and Q (with its
+    # transcendental functions) into each of their many elementwise uses and repeat it.
+    A, Q, y, noise = jax.lax.optimization_barrier((A, Q, y, noise))
     n = y.shape[0]
     T = block_length(n)
     blocked = _blocked_inputs(A, Q, y, noise, observed, T)
@@ -239,12 +244,13 @@ def _forward(h, P0, A, Q, y, noise, observed):
 
 def _backward(saved, g):
     h, P0, A, Q, y, noise, observed, (m_prev, P_prev, v, S, K) = saved
+    A, Q = jax.lax.optimization_barrier((A, Q))
     n, s = K.shape
     dtype = K.dtype
     eye = jnp.eye(s, dtype=dtype)
     weight = jnp.where(observed, 1.0 / S, 0.0)
     A_next = jnp.concatenate([A[1:], eye[None]])
-    Psi = A_next @ (eye - _outer(K, h))
+    Psi = _mm(A_next, eye - _outer(K, h))
     c = (v * weight)[:, None] * h
     T = block_length(n)
     Psi_b, weight_b, c_b = (
@@ -259,8 +265,8 @@ def _backward(saved, g):
         lam, Lam, R = carry
         Psi_k, w_k, c_k = inputs
         lam = c_k + _mv(_mT(Psi_k), lam)
-        Lam = w_k[:, None, None] * hh + _mT(Psi_k) @ Lam @ Psi_k
-        R = R @ Psi_k
+        Lam = w_k[:, None, None] * hh + _mm(_mm(_mT(Psi_k), Lam), Psi_k)
+        R = _mm(R, Psi_k)
         return (lam, Lam, R), (lam, Lam, R)
 
     init = (
@@ -285,27 +291,27 @@ def _backward(saved, g):
         reverse=True,
     )
     lam = _from_blocks(lam0 + jnp.einsum("tbji,bj->tbi", R, lam_in), n)
-    Lam = _from_blocks(Lam0 + _mT(R) @ Lam_in[None] @ R, n)
+    Lam = _from_blocks(Lam0 + _mm(_mm(_mT(R), Lam_in[None]), R), n)
 
     # Cotangents (module docs).
     G = 0.5 * (_outer(lam, lam) - Lam)
-    AP = A @ P_prev
-    dA = _outer(lam, m_prev) + 2.0 * G @ AP
+    AP = _mm(A, P_prev)
+    dA = _outer(lam, m_prev) + 2.0 * _mm(G, AP)
     dQ = G
     dP0 = A[0].T @ G[0] @ A[0]
     lam_next = jnp.concatenate([lam[1:], jnp.zeros((1, s), dtype)])
     Lam_next = jnp.concatenate([Lam[1:], jnp.zeros((1, s, s), dtype)])
     lam_filt = _mv(_mT(A_next), lam_next)  # λ'_k
-    Lam_filt = _mT(A_next) @ Lam_next @ A_next  # Λ'_k
+    Lam_filt = _mm(_mm(_mT(A_next), Lam_next), A_next)  # Λ'_k
     e = jnp.where(observed, v * weight - jnp.sum(K * lam_filt, -1), 0.0)
     KLK = jnp.einsum("ni,nij,nj->n", K, Lam_filt, K)
     dnoise = jnp.where(observed, 0.5 * (e * e - weight - KLK), 0.0)
     dy = -e
     # Fisher's identity for h, with the smoothed moments.
     m_pred = _mv(A, m_prev)
-    P_pred = AP @ _mT(A) + Q
+    P_pred = _mm(AP, _mT(A)) + Q
     m_s = m_pred + _mv(P_pred, lam)
-    P_s = P_pred - P_pred @ Lam @ P_pred
+    P_s = P_pred - _mm(_mm(P_pred, Lam), P_pred)
     inv_noise = jnp.where(observed, 1.0 / noise, 0.0)
     r = (y - m_s @ h) * inv_noise
     dh = jnp.sum(r[:, None] * m_s, 0) - jnp.einsum("n,nij,j->i", inv_noise, P_s, h)

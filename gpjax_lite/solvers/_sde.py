@@ -419,7 +419,9 @@ def _discretise(sde: SDE, dt):
         A, Q = _discretise(sde.sde, dt)
         return A, sde.scale * Q  # c P∞ - A (c P∞) Aᵀ = c Q
     P = sde.stationary_covariance()
-    A = jax.vmap(sde.transition)(dt)
+    # Materialised once: XLA would otherwise fuse the transcendental functions of A into each
+    # of its elementwise uses in the products below and evaluate them again for every one.
+    A = jax.lax.optimization_barrier(jax.vmap(sde.transition)(dt))
     return A, _process_noise(A, P)
 
 
