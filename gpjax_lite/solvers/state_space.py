@@ -9,7 +9,9 @@ time and ``O(n s²)`` memory (Särkkä 2013, "Bayesian Filtering and Smoothing")
 
 * ``log_marginal_likelihood``: the filter's sum of innovation log densities
   (prediction error decomposition, Särkkä 2013, eq. 12.11) — the same number
-  as ``log N(r | 0, K + Σ)``;
+  as ``log N(r | 0, K + Σ)``; with ``parallel=False`` the filter runs in about
+  ``√n`` blocks at once and reverse mode is written by hand (modified
+  Bryson–Frazier adjoints), see :mod:`gpjax_lite.solvers._blocked`;
 * ``condition``: filtered and smoothed moments at the sorted training inputs;
   the posterior at a test input ``t*`` then needs only its two neighbours
   ``t_k ≤ t* < t_{k+1}``: predict the filtered state at ``t_k`` to ``t*``, then
