@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from ._blocked import log_likelihood_blocked
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 #: Loop iterations per compiled step of the filter scans. Unrolling lets XLA fuse the small
@@ -161,7 +163,7 @@ def log_likelihood(h, P0, A, Q, y, noise, observed, parallel: bool) -> Float[Arr
     """``log p(y)`` of the observed points (nats)."""
     if parallel:
         return jnp.sum(filter_parallel(h, P0, A, Q, y, noise, observed)[2])
-    return log_likelihood_sequential(h, P0, A, Q, y, noise, observed)
+    return log_likelihood_blocked(h, P0, A, Q, y, noise, observed)
 
 
 # --------------------------------------------------------------------- smoothing

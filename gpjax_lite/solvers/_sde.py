@@ -388,18 +388,83 @@ def to_sde(kernel, dtype=None) -> SDE:
     return functools.reduce(ProductSDE, [convert(term) for term in kernel.kernels])
 
 
+def small_matmul(a, b):
+    """``a @ b`` for tiny trailing matrices, as a sum of broadcast products over the inner index.
+
+    XLA fuses this into one elementwise loop over the batch, where a batched ``dot`` of
+    ``2 × 2`` or ``4 × 4`` matrices runs as many small library calls.
+    """
+    return sum(a[..., :, k, None] * b[..., None, k, :] for k in range(a.shape[-1]))
+
+
+def _batched_block_diag(blocks):
+    """Block-diagonal ``(n, s, s)`` from blocks ``(n, s_i, s_i)``."""
+    if len(blocks) == 1:
+        return blocks[0]
+    sizes = [b.shape[-1] for b in blocks]
+    lead = blocks[0].shape[:-2]
+    rows = []
+    for i, block in enumerate(blocks):
+        before = jnp.zeros(lead + (sizes[i], sum(sizes[:i])), block.dtype)
+        after = jnp.zeros(lead + (sizes[i], sum(sizes[i + 1 :])), block.dtype)
+        rows.append(jnp.concatenate([before, block, after], axis=-1))
+    return jnp.concatenate(rows, axis=-2)
+
+
+def _discretise(sde: SDE, dt):
+    if isinstance(sde, SumSDE):
+        parts = [_discretise(part, dt) for part in sde.parts]
+        return tuple(_batched_block_diag(list(blocks)) for blocks in zip(*parts))
+    if isinstance(sde, ScaledSDE):
+        A, Q = _discretise(sde.sde, dt)
+        return A, sde.scale * Q  # c P∞ - A (c P∞) Aᵀ = c Q
+    P = sde.stationary_covariance()
+    # Materialised once: XLA would otherwise fuse the transcendental functions of A into each
+    # of its elementwise uses in the products below and evaluate them again for every one.
+    A = jax.lax.optimization_barrier(jax.vmap(sde.transition)(dt))
+    return A, _process_noise(A, P)
+
+
+@jax.custom_vjp
+def _process_noise(A, P):
+    """``Q = P - A P Aᵀ`` symmetrised, for ``A (n, s, s)`` and a symmetric ``P (s, s)``.
+
+    Reverse mode by hand, with the same fused products: for ``Q̄`` (symmetrised to
+    ``Ḡ``), ``Ā = -2 Ḡ A P`` and ``P̄ = Σ_n (Ḡ - Aᵀ Ḡ A)`` (differentiating
+    ``tr(Ḡᵀ(P - A P Aᵀ))``; Giles 2008, "An extended collection of matrix
+    derivative results", §2.2) — autodiff would transpose the sliced products.
+    """
+    Q = P - small_matmul(small_matmul(A, P), jnp.swapaxes(A, -1, -2))
+    return 0.5 * (Q + jnp.swapaxes(Q, -1, -2))
+
+
+def _process_noise_forward(A, P):
+    return _process_noise(A, P), (A, P)
+
+
+def _process_noise_backward(saved, Q_bar):
+    A, P = saved
+    G = 0.5 * (Q_bar + jnp.swapaxes(Q_bar, -1, -2))
+    A_bar = -2.0 * small_matmul(small_matmul(G, A), P)
+    AtGA = small_matmul(small_matmul(jnp.swapaxes(A, -1, -2), G), A)
+    P_bar = jnp.sum(G - AtGA, axis=0)
+    return A_bar, 0.5 * (P_bar + P_bar.T)
+
+
+_process_noise.defvjp(_process_noise_forward, _process_noise_backward)
+
+
 def discretise(sde: SDE, dt: Float[Array, " n"]):
     """The discrete model between consecutive inputs: ``A (n, s, s)`` and ``Q (n, s, s)``.
 
     ``A = exp(F Δt)`` in closed form and ``Q = P∞ - A P∞ Aᵀ`` (symmetrised),
     which is exact for a process started at stationarity and exactly 0 at
-    ``Δt = 0`` (Särkkä & Solin 2019, §12.3).
+    ``Δt = 0`` (Särkkä & Solin 2019, §12.3). A sum of kernels is discretised
+    term by term (``A``, ``Q`` block diagonal), a scaled one as its kernel with
+    ``Q`` scaled.
 
     Args:
         sde: the model.
         dt: non-negative steps ``Δt``, shape ``(n,)``, in the units of the inputs.
     """
-    P = sde.stationary_covariance()
-    A = jax.vmap(sde.transition)(dt)
-    Q = P - A @ P @ jnp.swapaxes(A, -1, -2)
-    return A, 0.5 * (Q + jnp.swapaxes(Q, -1, -2))
+    return _discretise(sde, dt)
