@@ -12,10 +12,13 @@
   its classic fusion emitters (``--xla_backend_optimization_level=0
   --xla_cpu_use_fusion_emitters=false``), which cut the suite's CPU time by
   more than half. The generated code may round differently (e.g. without
-  fused multiply-adds), within every test's tolerance. ``XLA_FLAGS`` set by
-  the caller are kept as they are, and ``GPJAX_LITE_TEST_XLA_DEFAULTS=1``
-  runs the suite on XLA's defaults (what users and the benchmarks get; one
-  CI pass does).
+  fused multiply-adds), within every test's tolerance. It also runs XLA's
+  Eigen work on one thread (``--xla_cpu_multi_thread_eigen=false``): the
+  pytest-xdist workers already use every core, and a run of two workers on
+  two cores once hung with every thread in a futex wait, the signature of
+  XLA:CPU's thread-pool re-entrancy deadlock, which this flag avoids.
+  ``XLA_FLAGS`` set by the caller are kept as they are, and
+  ``GPJAX_LITE_TEST_XLA_DEFAULTS=1`` runs the suite on XLA's defaults.
 * Hypothesis profiles: "default" (30 examples) and "ci" (fewer, derandomised),
   picked by the ``CI`` environment variable or ``HYPOTHESIS_PROFILE``.
 * Tests marked ``@pytest.mark.gpu`` (or using the ``gpu`` fixture) are skipped
@@ -27,7 +30,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+FAST_COMPILE_FLAGS = (
+    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+    " --xla_cpu_multi_thread_eigen=false"
+)
 if "XLA_FLAGS" not in os.environ and os.environ.get("GPJAX_LITE_TEST_XLA_DEFAULTS") != "1":
     # Read when JAX first creates its CPU client, which no import does.
     os.environ["XLA_FLAGS"] = FAST_COMPILE_FLAGS
