@@ -172,9 +172,11 @@ def fit(
             back bit-for-bit. E.g. ``fixed=lambda gp: (gp.noise, gp.kernel.kernels[1])``.
         progress: print the lowest loss so far (over the starts) about
             :data:`PROGRESS_LINES` times during the run and at its last step,
-            through ``jax.debug.callback`` inside the compiled loop (no
-            measurable cost; switching it does not recompile). Meant for eager
-            calls: under a user's ``vmap`` each dataset prints its own lines.
+            through ``jax.debug.callback`` inside the compiled loop. A static
+            setting: switching it compiles the loop again, and a loop that
+            prints is never stored by JAX's persistent compilation cache.
+            Meant for eager calls: under a user's ``vmap`` each dataset prints
+            its own lines.
         objective: the function to maximise, ``objective(model, X, y) -> scalar``;
             default :func:`log_marginal_likelihood`. Sparse models pass their
             bound here. Use a module-level function (not a fresh lambda per
@@ -258,7 +260,7 @@ def fit(
         None,
         optimizer,
         num_steps,
-        jnp.asarray(progress),
+        progress,
         stochastic=False,
         name="fit",
         label=_loss_label(objective, log_prior),
@@ -662,10 +664,11 @@ class _Loop(eqx.Module):
                 lambda: None,
             )
 
-        # `progress` is a traced flag that is never batched: when it is off this
-        # is one scalar branch per step and no callback runs, and switching it
-        # does not recompile the loop.
-        jax.lax.cond(progress, report, lambda: None)
+        # `progress` is static: without it the compiled loop holds no host
+        # callback, and JAX's persistent compilation cache only stores programs
+        # without one (docs/performance.md, "Compile once, run many times").
+        if progress:
+            report()
 
     def run(self, starts, keys, progress):
         """``init``, ``step`` until ``done`` (one ``lax.while_loop``), ``finish``."""
@@ -710,7 +713,7 @@ def minimise(
         key: for a stochastic loss, split into one key per step.
         optimizer: as in :func:`fit`.
         num_steps: as in :func:`fit`.
-        progress: a traced bool: print progress lines.
+        progress: a Python bool (static): print progress lines.
         stochastic: the loss is a noisy estimate (no convergence tests, no
             ranking of iterates: the last finite iterate is returned).
         name: how progress lines start.
@@ -723,7 +726,7 @@ def minimise(
         _print_progress, name=name, label=label, num_steps=num_steps, num_starts=num_starts
     )
 
-    def run(starts, initial, static_arrays, data, key, progress):
+    def run(starts, initial, static_arrays, data, key):
         def to_model(params):
             return from_unconstrained(eqx.combine(params, static_arrays, static_rest), mask)
 
@@ -764,7 +767,7 @@ def minimise(
         # other inside the compiled program instead of batching the LAPACK calls.
         run = jax.custom_batching.sequential_vmap(run)
     trainable, losses, final_loss, nonfinite_step, restart_losses, steps_taken, last_loss = run(
-        starts, initial, static_arrays, data, key, progress
+        starts, initial, static_arrays, data, key
     )
     return FitResult(
         model=eqx.combine(trainable, static),

@@ -220,20 +220,14 @@ def test_same_shapes_new_data_gives_the_right_answer(lbfgs_run):
     )
 
 
-def test_progress_prints_without_recompiling(data, lbfgs_run, capsys, monkeypatch):
+def test_progress_prints_and_the_default_loop_has_no_host_callback(
+    data, lbfgs_run, capsys, monkeypatch
+):
     X, y = data
-    calls = []
-    original = GPClass.log_marginal_likelihood
-    monkeypatch.setattr(
-        GPClass,
-        "log_marginal_likelihood",
-        lambda self, X, y: calls.append(None) or original(self, X, y),
-    )
     capsys.readouterr()
     result = fit(lbfgs_run["gp"], X, y, progress=True)
     jax.effects_barrier()
     out = capsys.readouterr().out
-    assert calls == []  # `progress` is a traced flag: the compiled loop is reused
     lines = [line for line in out.splitlines() if line.startswith("fit: step")]
     assert lines, out
     assert re.match(r"fit: step +1/200 +-log p\(y\) = ", lines[0])
@@ -241,10 +235,19 @@ def test_progress_prints_without_recompiling(data, lbfgs_run, capsys, monkeypatc
     assert last_step == int(result.steps_taken)
     assert len(lines) <= fit_module.PROGRESS_LINES + 2
     np.testing.assert_array_equal(result.losses, lbfgs_run["first"].losses)
-    # Off by default: nothing printed.
-    fit(lbfgs_run["gp"], X, y)
+    # Off by default: nothing printed, and no callback traced into the loop (JAX's
+    # persistent compilation cache never stores a program with a host callback).
+    traced = []
+    original = jax.debug.callback
+    monkeypatch.setattr(
+        jax.debug, "callback", lambda *a, **k: traced.append(1) or original(*a, **k)
+    )
+    fit(lbfgs_run["gp"], X, y, num_steps=37)  # a new program: traced afresh
     jax.effects_barrier()
     assert "fit: step" not in capsys.readouterr().out
+    assert traced == []
+    fit(lbfgs_run["gp"], X, y, num_steps=37, progress=True)
+    assert traced  # the check above would have seen a callback
 
 
 # -------------------------------------------------------------------- two-scale sine

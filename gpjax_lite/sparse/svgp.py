@@ -467,7 +467,7 @@ def fit_svgp(
             must then be a multiple of the number of devices on that axis.
             ``None``: default placement (one device).
         progress: print the minibatch loss about 10 times (``jax.debug.callback``;
-            switching it does not recompile).
+            a static setting: switching it compiles the loop again).
 
     Returns:
         An :class:`SVGPFitResult` with ``.model``, ``.losses`` and ``.nonfinite_step``.
@@ -515,7 +515,7 @@ def fit_svgp(
         key,
         optimizer,
         num_steps,
-        jnp.asarray(progress),
+        progress,
         stochastic=True,
         name="fit_svgp",
         label="-ELBO ≈",
