@@ -9,6 +9,11 @@
   GPU-only code). Blocks run with float64 enabled (``tests/conftest.py``,
   and every page enables it in its first block), in a temporary working
   directory shared by the blocks of one page.
+* A block that imports an optional extra's module that is not installed
+  (``OPTIONAL_MODULES``: matplotlib from ``examples``, numpyro from
+  ``numpyro``) skips, and so does the rest of its page, which may use what
+  the block defines: the README's ``pip install -e '.[dev]'`` has neither
+  numpyro nor the need for it.
 * ``docs/make_figures.py --quick`` runs and writes its PNGs (skipped without
   matplotlib).
 """
@@ -89,6 +94,15 @@ def _block_id(block: Block) -> str:
     return f"{block.path.relative_to(ROOT).as_posix()}-{block.index}"
 
 
+#: Modules of optional extras (matplotlib: ``examples``; numpyro: ``numpyro``).
+OPTIONAL_MODULES = ("matplotlib", "numpyro")
+
+
+def _missing_optional(error: ModuleNotFoundError) -> str | None:
+    module = (error.name or "").split(".")[0]
+    return module if module in OPTIONAL_MODULES else None
+
+
 class _Page:
     """The shared state of one Markdown file's blocks."""
 
@@ -96,6 +110,7 @@ class _Page:
         self.namespace: dict = {"__name__": "__docs__"}
         self.done = 0  # blocks [0, done) have run
         self.failed: int | None = None
+        self.missing: str | None = None  # an optional module a block needed
         self.workdir = workdir
 
 
@@ -129,10 +144,14 @@ def test_doc_snippet(block: Block, tmp_path_factory):
     # or earlier ones were deselected).
     while page.done < block.index:
         earlier = blocks[page.done]
-        if page.failed is None:
+        if page.failed is None and page.missing is None:
             try:
                 _run(earlier, page)
             except Exception as error:  # noqa: BLE001 - reported below
+                if isinstance(error, ModuleNotFoundError) and _missing_optional(error):
+                    page.missing = _missing_optional(error)
+                    page.done += 1
+                    continue
                 page.failed = earlier.index
                 pytest.fail(
                     f"block {earlier.index} of {block.path.name} (line {earlier.line}), which "
@@ -141,15 +160,19 @@ def test_doc_snippet(block: Block, tmp_path_factory):
         page.done += 1
     if page.failed is not None and page.failed < block.index:
         pytest.fail(f"an earlier block ({page.failed}) of {block.path.name} failed")
+    if page.missing is not None:
+        page.done = block.index + 1
+        pytest.skip(f"needs {page.missing} (an earlier block of the page imports it)")
     if block.skip:
         page.done = block.index + 1
         pytest.skip(f"marked {SKIP_MARKER}")
     try:
         _run(block, page)
     except ModuleNotFoundError as error:
-        if error.name and error.name.split(".")[0] == "matplotlib":
+        if _missing_optional(error) is not None:
+            page.missing = _missing_optional(error)
             page.done = block.index + 1
-            pytest.skip("needs matplotlib")
+            pytest.skip(f"needs {page.missing}")
         page.failed = block.index
         raise
     except BaseException:
