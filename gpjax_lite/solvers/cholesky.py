@@ -72,27 +72,30 @@ class CholeskyState(SolverState):
         )
 
 
-def _moments(state: CholeskyState, kernel, Xt):
+def _moments(state: CholeskyState, kernel, Xt, whitened):
+    """Mean and variance at ``Xt``; ``whitened`` is ``L⁻¹r = Lᵀα``, formed once per call.
+
+    The mean ``K*ᵀα`` is written ``Vᵀ(L⁻¹r)`` (the same number): then nothing
+    reads ``K*`` after the solve, which XLA runs in place in ``K*``'s buffer;
+    reading ``K*`` again would first copy the whole ``(n, m)`` block (see
+    benchmarks case ``predict``).
+    """
     K_cross = kernel.cross(state.X, Xt)
     V = solve_lower(state.cholesky_factor, K_cross)
-    # The mean K*ᵀα is written Vᵀw with w = Lᵀα = L⁻¹r (the same number): then
-    # nothing reads K* after the solve, which XLA runs in place in K*'s
-    # buffer; reading K* again would first copy the whole (n, m) block (see
-    # benchmarks case ``predict``).
-    whitened = state.cholesky_factor.T @ state.alpha
     return whitened @ V, kernel.diag(Xt) - jnp.sum(V**2, axis=0)
 
 
 def _chunked_moments(state: CholeskyState, kernel, Xt):
     m = Xt.shape[0]
+    whitened = state.cholesky_factor.T @ state.alpha
     if m <= PREDICT_CHUNK_SIZE:
-        return _moments(state, kernel, Xt)
+        return _moments(state, kernel, Xt, whitened)
     num_chunks = -(-m // PREDICT_CHUNK_SIZE)
     pad = num_chunks * PREDICT_CHUNK_SIZE - m
     # Padding repeats the last test point, so every block stays finite.
     padded = jnp.concatenate([Xt, jnp.broadcast_to(Xt[-1:], (pad, Xt.shape[1]))])
     blocks = padded.reshape(num_chunks, PREDICT_CHUNK_SIZE, Xt.shape[1])
-    mean, var = jax.lax.map(lambda block: _moments(state, kernel, block), blocks)
+    mean, var = jax.lax.map(lambda block: _moments(state, kernel, block, whitened), blocks)
     return mean.reshape(-1)[:m], var.reshape(-1)[:m]
 
 
