@@ -67,7 +67,7 @@ from ._module import Module
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .likelihoods import Likelihood, StudentT
-from .linalg import _inverse_from_factor, cho_solve, raise_if_not_finite, solve_lower
+from .linalg import cho_solve, half_log_det, raise_if_not_finite, solve_lower
 from .means import Zero
 from .posterior import AbstractPosterior
 
@@ -220,32 +220,16 @@ def posterior_mode(
     return _mode(K, m, y, likelihood)[0]
 
 
-@jax.custom_jvp
-def _half_log_det(B):
-    """``½ log|B|`` through the Cholesky factor, with the closed-form derivative
-    ``½ tr(B⁻¹ dB)`` (cheaper than differentiating a Cholesky factorisation)."""
-    L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
-    return jnp.sum(jnp.log(jnp.diagonal(L)))
-
-
-@_half_log_det.defjvp
-def _half_log_det_jvp(primals, tangents):
-    (B,), (dB,) = primals, tangents
-    L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
-    B_inv, _ = _inverse_from_factor(L)
-    return jnp.sum(jnp.log(jnp.diagonal(L))), 0.5 * jnp.sum(B_inv * dB)
-
-
 def _laplace_log_marginal_likelihood(K, m, y, likelihood):
     """``log q(y | X)`` at the mode, differentiable through :func:`_mode`."""
     f, a = _mode(K, m, y, likelihood)
     _, second = likelihood.log_prob_derivatives(f, y)
     sqrt_W = _sqrt_W(second)
     B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
-    half_log_det = _half_log_det(B)
+    log_det_B_half = half_log_det(B)
     # (f̂ - m)ᵀK⁻¹(f̂ - m) = aᵀ(f̂ - m) with Newton's own a (no solve with K): the
     # value Ψ(a) is stationary in a, so a small error in the mode barely moves it.
-    return -0.5 * jnp.dot(a, f - m) + jnp.sum(likelihood._log_prob(f, y)) - half_log_det
+    return -0.5 * jnp.dot(a, f - m) + jnp.sum(likelihood._log_prob(f, y)) - log_det_B_half
 
 
 # ------------------------------------------------------------------- the model
