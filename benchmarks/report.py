@@ -570,7 +570,8 @@ LAPLACE_NOTE = (
     "(median after the first, compiling call) against scikit-learn's "
     "`log_marginal_likelihood(theta, eval_gradient=True)`; check: the two values' difference. "
     "Fit: `gpjax_lite.fit` (L-BFGS) against scikit-learn's L-BFGS-B (no restarts) from the same "
-    "start, one call each, compilation included; check: the lml each reaches. "
+    "start: gpjax_lite's first call (compilation included) and a second call (the compiled "
+    "program reused), scikit-learn's one call; check: the lml each reaches. "
     "scikit-learn computes in float64 in every row."
 )
 
