@@ -154,7 +154,7 @@ def batched_fit(Xb, yb, init: dict, optimizer: str = "lbfgs", steps: int = 200, 
     """One compiled call fitting every dataset: ``jax.vmap`` of :func:`gpjax_lite.fit`."""
     Xj, yj = jnp.asarray(Xb), jnp.asarray(yb)
     gp = gp_model(init, Xj.dtype)
-    opt = optax.lbfgs() if optimizer == "lbfgs" else optax.adam(lr)
+    opt = gl.lbfgs() if optimizer == "lbfgs" else optax.adam(lr)
 
     @jax.jit
     def fit_all(X, y):

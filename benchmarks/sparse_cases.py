@@ -53,7 +53,7 @@ from .timing import Measurement, measure, measure_once
 NOISE_STD = 0.1
 #: One optimiser object each: compiled loops are reused across calls.
 ADAM = optax.adam(0.02)
-LBFGS = optax.lbfgs()
+LBFGS = gl.lbfgs()
 #: The sgpr rows' implementations.
 SGPR, EXACT, EXACT_SGPR_HYPERS = "SGPR", "exact", "exact (SGPR's hyperparameters)"
 #: Inducing points are chosen among at most this many inputs.

@@ -10,6 +10,7 @@ from .distributions import MultivariateNormal
 from .fit import FitResult, fit
 from .gp import GP, Posterior
 from .laplace import LaplaceGP, LaplacePosterior
+from .lbfgs import lbfgs
 from .linalg import CholeskyError
 from .summary import summary
 
@@ -25,6 +26,7 @@ __all__ = [
     "CholeskyError",
     "fit",
     "FitResult",
+    "lbfgs",
     "summary",
     "kernels",
     "means",

@@ -46,8 +46,13 @@ Batches, of restarts or of datasets, are vectorised with ``vmap`` on
 accelerators and run as loops on the CPU (:func:`_sequential_batches` says
 why).
 
-The default optimizer is L-BFGS (``optax.lbfgs()``, with its zoom line
-search). Marginal likelihoods have few parameters and are smooth, which is
+The default optimizer is L-BFGS: :func:`gpjax_lite.lbfgs`, the direction of
+``optax.scale_by_lbfgs`` with a strong-Wolfe line search that evaluates the
+loss at a single place in the program, so the compiled loop holds one copy
+of the loss and its gradient (``optax.lbfgs()`` holds three; it works as
+``optimizer=`` too). The loop hands the optimizer its parameters as one flat
+vector, so each update is a few array operations whatever the number of
+hyperparameters. Marginal likelihoods have few parameters and are smooth, which is
 where quasi-Newton methods shine: on a two-scale sine, 500 Adam steps from a
 unit lengthscale stop in a poor local optimum that L-BFGS leaves behind in a
 few dozen evaluations.
@@ -66,9 +71,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax._src.lax.lax import _convert_element_type  # weak-typed casts (no public API)
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._checks import as_inputs, as_targets, check_key, is_concrete
+from .lbfgs import LBFGSState, lbfgs
 from .parameters import (
     cast_weak_leaves,
     check_hyperparameters,
@@ -93,7 +100,7 @@ GTOL = 1e-5
 #: Number of loss lines ``progress=True`` prints (plus the last step).
 PROGRESS_LINES = 10
 
-_DEFAULT_OPTIMIZER = optax.lbfgs()
+_DEFAULT_OPTIMIZER = lbfgs()
 
 
 class FitResult(eqx.Module):
@@ -152,7 +159,8 @@ def fit(
         X: inputs ``(n,)`` or ``(n, d)``.
         y: targets ``(n,)``.
         optimizer: any optax ``GradientTransformation``; default
-            ``optax.lbfgs()``. Reuse the same object across calls to reuse the
+            :func:`gpjax_lite.lbfgs` (L-BFGS, compiled with one copy of the
+            objective; ``optax.lbfgs()`` also works, compiling three). Reuse the same object across calls to reuse the
             compiled loop (optax builds new closures for each call of
             ``optax.adam(...)``, and a new optimizer means a new program).
         num_steps: the most optimisation steps (an L-BFGS step includes its line
@@ -484,6 +492,7 @@ class _Loop(eqx.Module):
     stochastic: bool
     sequential: bool
     has_linesearch: bool
+    evaluates_itself: bool
     dtype: Any
     report: Callable[..., None]
 
@@ -492,8 +501,11 @@ class _Loop(eqx.Module):
         deterministic loss), to read the optimizer's state and the loss's dtype."""
         tx = optax.with_extra_args_support(optimizer)
         # L-BFGS's line search stores the value and gradient at the accepted point.
-        stored = optax.tree_utils.tree_get(jax.eval_shape(tx.init, first), "value")
+        initial_state = jax.eval_shape(tx.init, first)
+        stored = optax.tree_utils.tree_get(initial_state, "value")
         self.has_linesearch = stored is not None
+        # gpjax_lite's own L-BFGS also evaluates the loss at the start point itself.
+        self.evaluates_itself = isinstance(initial_state, LBFGSState)
         if self.has_linesearch:
             # The line search stores the value in the dtype of the parameters, which
             # may differ from the loss's (float32 data, float64 hyperparameters).
@@ -519,16 +531,21 @@ class _Loop(eqx.Module):
 
     def _update(self, params, opt_state, key) -> _Proposal:
         """One optimizer update of one start."""
-        value, grad = self._value_and_grad(params, opt_state, key)
+        value_fn = lambda p: self.loss(p, key)  # noqa: E731
+        if self.evaluates_itself:
+            # The value and gradient at `params` come out of the update (stored from
+            # the last step's line search, or evaluated in the same place as every
+            # trial point), so the program holds one copy of the loss.
+            if self.stochastic:  # a new minibatch: the stored value is another loss's
+                opt_state = opt_state._replace(value=jnp.full_like(opt_state.value, jnp.inf))
+            updates, new_state = self.optimizer.update(None, opt_state, params, value_fn=value_fn)
+            value, grad = new_state.start_value, new_state.start_grad
+        else:
+            value, grad = self._value_and_grad(params, opt_state, key)
+            updates, new_state = self.optimizer.update(
+                grad, opt_state, params, value=value, grad=grad, value_fn=value_fn
+            )
         finite = jnp.isfinite(value) & _all_finite(grad)
-        updates, new_state = self.optimizer.update(
-            grad,
-            opt_state,
-            params,
-            value=value,
-            grad=grad,
-            value_fn=lambda p: self.loss(p, key),
-        )
         new_params = optax.apply_updates(params, updates)
         worse = converged = jnp.asarray(False)
         if self.has_linesearch and not self.stochastic:
@@ -726,15 +743,22 @@ def minimise(
         _print_progress, name=name, label=label, num_steps=num_steps, num_starts=num_starts
     )
 
-    def run(starts, initial, static_arrays, data, key):
+    def run(tree_starts, initial, static_arrays, data, key):
+        # The optimizer sees the trainable leaves as one flat vector: every update
+        # (a where, a dot product, the L-BFGS memory) is then one array operation
+        # instead of one per leaf, which keeps the compiled loop small.
+        _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda leaf: leaf[0], tree_starts))
+        starts = jax.vmap(lambda tree: ravel_pytree(tree)[0])(tree_starts)
+
         def to_model(params):
-            return from_unconstrained(eqx.combine(params, static_arrays, static_rest), mask)
+            tree = unravel(params)
+            return from_unconstrained(eqx.combine(tree, static_arrays, static_rest), mask)
 
         keys = None if key is None else jax.random.split(key, num_steps)
         loop = _Loop(
             lambda params, step_key: loss(to_model(params), data, step_key),
             optimizer,
-            jax.tree_util.tree_map(lambda leaf: leaf[0], starts),
+            starts[0],
             None if keys is None else keys[0],
             num_steps=num_steps,
             stochastic=stochastic,
