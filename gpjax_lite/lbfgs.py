@@ -151,7 +151,11 @@ def lbfgs(
             return d, optax.tree.vdot(g, d).astype(dtype), memory
 
         def body(search: _Search) -> _Search:
-            return jax.lax.cond(search.phase == _DIRECTION, set_direction, evaluate, search)
+            # A new direction, then an evaluation, in the same iteration: under `vmap`
+            # (restarts on an accelerator) a `cond` runs both branches, and an
+            # iteration of its own for the direction would cost an evaluation.
+            search = jax.lax.cond(search.phase == _DIRECTION, set_direction, lambda s: s, search)
+            return evaluate(search)
 
         def evaluate(search: _Search) -> _Search:
             # The only evaluation of the objective in the program: at `params`
@@ -203,7 +207,7 @@ def lbfgs(
             # Bracketing (Alg. 3.5): a trial too high, or no lower than the previous
             # one, brackets a minimiser with the previous trial; an uphill slope
             # brackets one with this trial as the low end.
-            too_high_b = too_high | ((search.count > 1) & (f >= search.prev[1]))
+            too_high_b = too_high | ((search.prev[0] > 0) & (f >= search.prev[1]))
             uphill = finite & (slope >= 0)
             # Zoom (Alg. 3.6): a trial too high (or no lower than the low end)
             # becomes the high end; otherwise the low end, and the old low end

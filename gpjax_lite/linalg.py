@@ -129,6 +129,51 @@ def cho_solve(L: Float[Array, "n n"], B: Float[Array, "n ..."]) -> Float[Array, 
     return jax.scipy.linalg.cho_solve((L, True), B)
 
 
+def solve_small(
+    A: Float[Array, "*batch s s"], B: Float[Array, "*batch s k"]
+) -> Float[Array, "*batch s k"]:
+    """``A⁻¹ B`` for a batch of small systems, by Gauss–Jordan elimination with partial pivoting.
+
+    Written in array operations over the batch (``s`` steps, each a pivot
+    search, a row swap and one rank-one update), for the ``(s, s)`` systems
+    of the state-space solver, ``s`` a handful. Not ``jnp.linalg.solve``:
+    jaxlib's batched LAPACK kernels split a batch over XLA:CPU's intra-op
+    thread pool and block one of its threads until every piece is done, so two
+    such calls that XLA runs at the same time can hold every thread of a small
+    pool and wait forever (seen with jax 0.10.2 on 2 cores: ``StateSpace``
+    predictions at m = 10⁴ hung in ``getrf`` and ``trsm``). Partial pivoting
+    makes it as accurate as LU with row interchanges (Golub & Van Loan 2013,
+    §3.4); a singular ``A`` gives inf/NaN, as a LAPACK solve does.
+
+    Args:
+        A: ``(..., s, s)``.
+        B: ``(..., s, k)``, with the same leading dimensions.
+
+    Returns:
+        ``(..., s, k)``. Differentiable (through the elimination itself).
+    """
+    s = A.shape[-1]
+    rows = jnp.arange(s)
+
+    def eliminate(j, M):
+        # Swap row j with the row (at or below j) of the largest entry in column j.
+        column = jnp.take(M, j, axis=-1)
+        pivot_row = jnp.argmax(jnp.where(rows >= j, jnp.abs(column), -1.0), axis=-1)
+        row_j = jnp.take(M, j, axis=-2)
+        row_p = jnp.take_along_axis(M, pivot_row[..., None, None], axis=-2)[..., 0, :]
+        M = jnp.where((rows == pivot_row[..., None])[..., None], row_j[..., None, :], M)
+        M = jnp.where((rows == j)[:, None], row_p[..., None, :], M)
+        # Scale it to a unit pivot and clear column j from every other row.
+        row = row_p / jnp.take(row_p, j, axis=-1)[..., None]
+        factors = jnp.where(rows == j, 0.0, jnp.take(M, j, axis=-1))
+        M = M - factors[..., :, None] * row[..., None, :]
+        return jnp.where((rows == j)[:, None], row[..., None, :], M)
+
+    # A loop, not s unrolled steps: one step to compile, whatever s.
+    M = jax.lax.fori_loop(0, s, eliminate, jnp.concatenate([A, B.astype(A.dtype)], axis=-1))
+    return M[..., s:]
+
+
 @jax.custom_jvp
 def gaussian_log_density(K: Float[Array, "n n"], r: Float[Array, " n"]) -> Float[Array, ""]:
     """``log N(r | 0, K) = -½ rᵀK⁻¹r - ½ log|K| - n/2 log 2π`` through one Cholesky factor.

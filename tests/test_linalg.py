@@ -29,6 +29,7 @@ from gpjax_lite.linalg import (
     default_jitter,
     gaussian_log_density,
     solve_lower,
+    solve_small,
 )
 
 #: float64, or float32 when 64-bit JAX is off (``JAX_ENABLE_X64=0``, see conftest.py).
@@ -332,3 +333,42 @@ def test_recursive_solve_lower_against_scipy_and_its_gradient(n):
     g_ours = jax.grad(ours, argnums=(0, 1))(jnp.asarray(L), jnp.asarray(B))
     for a, b in zip(g_ours, g_plain):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * float(jnp.abs(b).max()))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("s, k", [(1, 1), (2, 3), (4, 4), (7, 2)])
+def test_solve_small_against_numpy(s, k, dtype):
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        pytest.skip("float64 needs jax_enable_x64")
+    rng = np.random.default_rng(s * 10 + k)
+    A = rng.standard_normal((3, 5, s, s)) + s * np.eye(s) * rng.uniform(-1, 1, (3, 5, 1, 1))
+    if s > 1:
+        A[0, 0, 0, 0] = 0.0  # a zero leading pivot: row interchanges are needed
+    B = rng.standard_normal((3, 5, s, k))
+    X = solve_small(jnp.asarray(A, dtype), jnp.asarray(B, dtype))
+    assert X.shape == (3, 5, s, k) and X.dtype == dtype
+    R = np.linalg.solve(A.astype(dtype).astype(np.float64), B.astype(dtype).astype(np.float64))
+    residual = np.einsum("...ij,...jk->...ik", A, np.asarray(X, np.float64)) - B
+    scale = np.linalg.norm(A, axis=(-2, -1))[..., None, None] * np.abs(R).max() + 1.0
+    tol = 1e-12 if dtype == jnp.float64 else 1e-4
+    assert np.max(np.abs(residual) / scale) < tol
+    # Under vmap, and differentiated like jnp.linalg.solve.
+    Xv = jax.vmap(solve_small)(jnp.asarray(A[0], dtype), jnp.asarray(B[0], dtype))
+    np.testing.assert_allclose(Xv, X[0], rtol=1e-6 if dtype == jnp.float32 else 1e-13)
+    if dtype == jnp.float64:
+        a, b = jnp.asarray(A[1, 2]), jnp.asarray(B[1, 2])
+        for argnum in (0, 1):
+            ours = jax.grad(lambda a, b: jnp.sum(jnp.sin(solve_small(a, b))), argnum)(a, b)
+            ref = jax.grad(lambda a, b: jnp.sum(jnp.sin(jnp.linalg.solve(a, b))), argnum)(a, b)
+            np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_solve_small_makes_no_lapack_call():
+    # The point of solve_small: jaxlib's batched LAPACK kernels can deadlock
+    # XLA:CPU's thread pool when two run at once (see its docstring).
+    A = jnp.eye(3) + jnp.zeros((100, 3, 3))
+    text = jax.jit(solve_small).lower(A, A).as_text()
+    assert "custom_call" not in text
+    assert "custom_call" in jax.jit(jnp.linalg.solve).lower(A, A).as_text() or (
+        jax.default_backend() != "cpu"
+    )

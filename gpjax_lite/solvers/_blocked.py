@@ -76,6 +76,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..linalg import solve_small
 from ._sde import small_matmul as _mm
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -175,7 +176,7 @@ def _block_starts(P0, summaries):
         m, P = carry
         Phi, b, C, J, eta = summary
         # x₀ | block ~ N(M⁻¹(m + Pη), M⁻¹P), M = I + PJ (Särkkä & García-Fernández 2021, Lemma 8).
-        solved = jnp.linalg.solve(eye + P @ J, jnp.concatenate([P, (m + P @ eta)[:, None]], 1))
+        solved = solve_small(eye + P @ J, jnp.concatenate([P, (m + P @ eta)[:, None]], 1))
         P_post, m_post = _sym(solved[:, :s]), solved[:, s]
         m_next = Phi @ m_post + b
         P_next = _sym(Phi @ P_post @ Phi.T + C)

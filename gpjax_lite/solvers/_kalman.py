@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from ..linalg import solve_small
 from ._blocked import log_likelihood_blocked
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -127,9 +128,12 @@ def _filtering_operator(earlier, later):
     Aj, bj, Cj, eta_j, Jj = later
     I = jnp.eye(Ai.shape[-1], dtype=Ai.dtype)
     M = I + Ci @ Jj
-    # Aj M⁻¹ and Aiᵀ (I + Jj Ci)⁻¹ = Aiᵀ M⁻ᵀ, by solves instead of inverses.
-    Aj_Minv = jnp.linalg.solve(M.T, Aj.T).T
-    Ai_T_MinvT = jnp.linalg.solve(M, Ai).T
+    # Aj M⁻¹ and Aiᵀ (I + Jj Ci)⁻¹ = Aiᵀ M⁻ᵀ from one M⁻¹: M = I + Ci Jj with Ci, Jj
+    # positive semi-definite has eigenvalues ≥ 1, so the inverse is well conditioned.
+    # (solve_small: no batched LAPACK call, which can deadlock XLA:CPU's pool.)
+    M_inv = solve_small(M, I)
+    Aj_Minv = Aj @ M_inv
+    Ai_T_MinvT = Ai.T @ M_inv.T
     A = Aj_Minv @ Ai
     b = Aj_Minv @ (bi + Ci @ eta_j) + bj
     C = _sym(Aj_Minv @ Ci @ Aj.T + Cj)
@@ -178,7 +182,7 @@ def smoothing_elements(m, P, A, Q):
     P_pred = A_next @ P[:-1] @ _mT(A_next) + Q_next
     m_pred = jnp.einsum("nij,nj->ni", A_next, m[:-1])
     # E = P Aᵀ (P⁻)⁻¹ = ((P⁻)⁻¹ A P)ᵀ, P and P⁻ symmetric.
-    E = _mT(jnp.linalg.solve(P_pred, A_next @ P[:-1]))
+    E = _mT(solve_small(P_pred, A_next @ P[:-1]))
     g = m[:-1] - jnp.einsum("nij,nj->ni", E, m_pred)
     L = _sym(P[:-1] - E @ P_pred @ _mT(E))
     E = jnp.concatenate([E, jnp.zeros_like(P[-1:])])

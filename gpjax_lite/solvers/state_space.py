@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from ..distributions import MultivariateNormal, check_num_samples
-from ..linalg import default_jitter
+from ..linalg import default_jitter, solve_small
 from . import _kalman
 from ._sde import SDE, discretise, to_sde
 from .base import Solver, SolverState
@@ -225,7 +225,7 @@ class StateSpaceState(SolverState):
         dt_next = jnp.where(after, 0.0, times[following] - t)
         A2, Q2 = discretise(sde, dt_next[None])
         P_next = A2[0] @ P_pred @ A2[0].T + Q2[0]
-        G = jnp.linalg.solve(P_next, A2[0] @ P_pred).T
+        G = solve_small(P_next, A2[0] @ P_pred).T
         m_smooth = m_pred + G @ (self.smoothed_mean[following] - A2[0] @ m_pred)
         P_smooth = P_pred + G @ (self.smoothed_cov[following] - P_next) @ G.T
         return jnp.where(after, m_pred, m_smooth), jnp.where(after, P_pred, P_smooth)
