@@ -35,8 +35,13 @@ harness's :class:`~benchmarks.cases.Recorder`; the table is written by
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -191,8 +196,15 @@ def run(cfg=None) -> list[dict]:
     rows = []
     built = {}
     chosen = getattr(cfg, "state_space_impls", None) or tuple(IMPLEMENTATIONS)
+    isolated = {}
+    if getattr(cfg, "isolate_celerite2", True) and "celerite2 jax" in chosen and len(chosen) > 1:
+        # celerite2 in a process of its own (ISOLATED_NOTE): its rows are merged in below.
+        isolated = _run_isolated("celerite2 jax", sizes, dtype, repeats)
     for impl, make in IMPLEMENTATIONS.items():
         if impl not in chosen:
+            continue
+        if impl in isolated:
+            built[impl] = None
             continue
         try:
             built[impl] = make()
@@ -204,7 +216,11 @@ def run(cfg=None) -> list[dict]:
             params = {"n": n, "m": n if task == "predict" else 0, "task": task}
             for impl, fns in built.items():
                 row = {"case": CASE, "dtype": dtype, "params": dict(params), "impl": impl}
-                if isinstance(fns, Exception):
+                if impl in isolated:
+                    row = isolated[impl].get(
+                        (n, task), {**row, "status": "error", "note": "no row"}
+                    )
+                elif isinstance(fns, Exception):
                     row.update(status="n/a", note=f"not installed: {fns}")
                 elif impl == "gpjax_lite cholesky" and n > DENSE_MAX_N:
                     row.update(status="skipped", note=f"dense n × n above n = {DENSE_MAX_N}")
@@ -252,6 +268,38 @@ def run(cfg=None) -> list[dict]:
                 _print(row)
     _add_ratios(rows)
     return rows
+
+
+#: Why celerite2 runs in its own process (see benchmarks/results/state-space-cpu-2026-11-30b/hang.md).
+ISOLATED_NOTE = (
+    "run in a separate process: after celerite2.jax had run, a batched LU (jnp.linalg.solve) of "
+    "ours at n = 1e4 deadlocked in jaxlib's LAPACK FFI (both XLA:CPU pool threads waiting in "
+    "ParallelBatchMap)"
+)
+
+
+def _run_isolated(impl, sizes, dtype, repeats) -> dict:
+    """``{impl: {(n, task): row}}`` from a child process running only ``impl``."""
+    spec = {"impl": impl, "sizes": list(sizes), "dtype": dtype, "repeats": repeats}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.state_space", json.dumps(spec)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=dict(os.environ),  # the parent's thread pinning
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(proc.stdout.rsplit("\n" + _MARK, 1)[0], flush=True)
+    if proc.returncode != 0 or _MARK not in proc.stdout:
+        print(proc.stderr[-3000:], flush=True)
+        return {impl: {}}
+    rows = json.loads(proc.stdout.rsplit(_MARK, 1)[1])
+    for row in rows:
+        row["note"] = (row.get("note", "") + "; " if row.get("note") else "") + ISOLATED_NOTE
+    return {impl: {(r["params"]["n"], r["params"]["task"]): r for r in rows}}
+
+
+_MARK = "@@rows@@"
 
 
 def _add_ratios(rows):
@@ -310,3 +358,18 @@ def case_state_space(cfg, rec, floors, peers):
                     status="n/a",
                     note="celerite2.jax computes in float64 only",
                 )
+
+
+if __name__ == "__main__":
+    # Child process of _run_isolated: one implementation, rows as JSON after _MARK.
+    spec = json.loads(sys.argv[1])
+    config = dataclasses.make_dataclass(
+        "_Config", ["mode", "dtype", "repeats", "state_space_n", "state_space_impls"]
+    )(
+        "full",
+        spec["dtype"],
+        spec["repeats"],
+        tuple(spec["sizes"]),
+        (spec["impl"],),
+    )
+    print(_MARK + json.dumps(run(config)), flush=True)
