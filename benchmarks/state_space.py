@@ -197,9 +197,19 @@ def run(cfg=None) -> list[dict]:
     built = {}
     chosen = getattr(cfg, "state_space_impls", None) or tuple(IMPLEMENTATIONS)
     isolated = {}
-    if getattr(cfg, "isolate_celerite2", True) and "celerite2 jax" in chosen and len(chosen) > 1:
-        # celerite2 in a process of its own (ISOLATED_NOTE): its rows are merged in below.
-        isolated = _run_isolated("celerite2 jax", sizes, dtype, repeats)
+    if getattr(cfg, "isolate", True) and len(chosen) > 1:
+        # celerite2 and our associative scans in processes of their own (ISOLATED_NOTE), the
+        # scans one per n with a time limit: their rows are merged in below.
+        if "celerite2 jax" in chosen:
+            isolated.update(_run_isolated("celerite2 jax", sizes, dtype, repeats))
+        if "gpjax_lite parallel" in chosen:
+            isolated["gpjax_lite parallel"] = {}
+            for n in sizes:
+                isolated["gpjax_lite parallel"].update(
+                    _run_isolated(
+                        "gpjax_lite parallel", [n], dtype, repeats, timeout=PARALLEL_TIMEOUT_S
+                    )["gpjax_lite parallel"]
+                )
     for impl, make in IMPLEMENTATIONS.items():
         if impl not in chosen:
             continue
@@ -270,25 +280,46 @@ def run(cfg=None) -> list[dict]:
     return rows
 
 
-#: Why celerite2 runs in its own process (see benchmarks/results/state-space-cpu-2026-11-30b/hang.md).
+#: Why some implementations run in processes of their own (see
+#: benchmarks/results/state-space-cpu-2026-11-30b/hang.md).
 ISOLATED_NOTE = (
-    "run in a separate process: after celerite2.jax had run, a batched LU (jnp.linalg.solve) of "
-    "ours at n = 1e4 deadlocked in jaxlib's LAPACK FFI (both XLA:CPU pool threads waiting in "
-    "ParallelBatchMap)"
+    "run in a separate process: the batched LU (jnp.linalg.solve) of StateSpace(parallel=True) "
+    "at n = 1e4 deadlocked in jaxlib's LAPACK FFI (both XLA:CPU pool threads waiting in "
+    "ParallelBatchMap) in processes that had run celerite2 or the other implementations"
 )
+#: Seconds before an isolated run of the associative scans at one n counts as hung.
+PARALLEL_TIMEOUT_S = 300
 
 
-def _run_isolated(impl, sizes, dtype, repeats) -> dict:
+def _run_isolated(impl, sizes, dtype, repeats, timeout=None) -> dict:
     """``{impl: {(n, task): row}}`` from a child process running only ``impl``."""
     spec = {"impl": impl, "sizes": list(sizes), "dtype": dtype, "repeats": repeats}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.state_space", json.dumps(spec)],
-        cwd=Path(__file__).resolve().parents[1],
-        env=dict(os.environ),  # the parent's thread pinning
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.state_space", json.dumps(spec)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=dict(os.environ),  # the parent's thread pinning
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        note = f"hung: no result in {timeout} s (killed); {ISOLATED_NOTE}"
+        return {
+            impl: {
+                (n, task): {
+                    "case": CASE,
+                    "dtype": dtype,
+                    "params": {"n": n, "m": n if task == "predict" else 0, "task": task},
+                    "impl": impl,
+                    "status": "error",
+                    "note": note,
+                }
+                for n in sizes
+                for task in ("lml_grad", "predict")
+            }
+        }
     print(proc.stdout.rsplit("\n" + _MARK, 1)[0], flush=True)
     if proc.returncode != 0 or _MARK not in proc.stdout:
         print(proc.stderr[-3000:], flush=True)
