@@ -198,18 +198,15 @@ def run(cfg=None) -> list[dict]:
     chosen = getattr(cfg, "state_space_impls", None) or tuple(IMPLEMENTATIONS)
     isolated = {}
     if getattr(cfg, "isolate", True) and len(chosen) > 1:
-        # celerite2 and our associative scans in processes of their own (ISOLATED_NOTE), the
-        # scans one per n with a time limit: their rows are merged in below.
-        if "celerite2 jax" in chosen:
-            isolated.update(_run_isolated("celerite2 jax", sizes, dtype, repeats))
-        if "gpjax_lite parallel" in chosen:
-            isolated["gpjax_lite parallel"] = {}
-            for n in sizes:
-                isolated["gpjax_lite parallel"].update(
-                    _run_isolated(
-                        "gpjax_lite parallel", [n], dtype, repeats, timeout=PARALLEL_TIMEOUT_S
-                    )["gpjax_lite parallel"]
-                )
+        # Every implementation and n in a child process of its own, with a time limit
+        # (ISOLATED_NOTE): a hung call becomes an error row, not a stopped run.
+        for impl in IMPLEMENTATIONS:
+            if impl in chosen:
+                isolated[impl] = {}
+                for n in sizes:
+                    isolated[impl].update(
+                        _run_isolated(impl, [n], dtype, repeats, timeout=ISOLATED_TIMEOUT_S)[impl]
+                    )
     for impl, make in IMPLEMENTATIONS.items():
         if impl not in chosen:
             continue
@@ -283,12 +280,11 @@ def run(cfg=None) -> list[dict]:
 #: Why some implementations run in processes of their own (see
 #: benchmarks/results/state-space-cpu-2026-11-30b/hang.md).
 ISOLATED_NOTE = (
-    "run in a separate process: the batched LU (jnp.linalg.solve) of StateSpace(parallel=True) "
-    "at n = 1e4 deadlocked in jaxlib's LAPACK FFI (both XLA:CPU pool threads waiting in "
-    "ParallelBatchMap) in processes that had run celerite2 or the other implementations"
+    "one process per implementation and n: batched LAPACK calls (jnp.linalg.solve: getrf, trsm) "
+    "at n = 1e4 deadlocked in jaxlib's FFI ParallelBatchMap (both XLA:CPU pool threads waiting)"
 )
-#: Seconds before an isolated run of the associative scans at one n counts as hung.
-PARALLEL_TIMEOUT_S = 300
+#: Seconds before an isolated run (one implementation, one n) counts as hung.
+ISOLATED_TIMEOUT_S = 420
 
 
 def _run_isolated(impl, sizes, dtype, repeats, timeout=None) -> dict:
