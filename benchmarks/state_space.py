@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 CASE = "state_space"
+TASKS = ("lml_grad", "predict")
 FULL_N = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_N = (1_000, 10_000, 100_000)
 #: Largest n for the dense solver (an n × n float64 matrix and its factor: 2 · 8 n² bytes).
@@ -204,9 +205,12 @@ def run(cfg=None) -> list[dict]:
             if impl in chosen:
                 isolated[impl] = {}
                 for n in sizes:
-                    isolated[impl].update(
-                        _run_isolated(impl, [n], dtype, repeats, timeout=ISOLATED_TIMEOUT_S)[impl]
-                    )
+                    for task in TASKS:
+                        isolated[impl].update(
+                            _run_isolated(
+                                impl, [n], dtype, repeats, ISOLATED_TIMEOUT_S, tasks=(task,)
+                            )[impl]
+                        )
     for impl, make in IMPLEMENTATIONS.items():
         if impl not in chosen:
             continue
@@ -219,7 +223,7 @@ def run(cfg=None) -> list[dict]:
             built[impl] = error
     for n in sizes:
         t, y, noise, t_test = (a.astype(dtype) for a in problem(n))
-        for task in ("lml_grad", "predict"):
+        for task in getattr(cfg, "state_space_tasks", TASKS):
             params = {"n": n, "m": n if task == "predict" else 0, "task": task}
             for impl, fns in built.items():
                 row = {"case": CASE, "dtype": dtype, "params": dict(params), "impl": impl}
@@ -284,12 +288,18 @@ ISOLATED_NOTE = (
     "at n = 1e4 deadlocked in jaxlib's FFI ParallelBatchMap (both XLA:CPU pool threads waiting)"
 )
 #: Seconds before an isolated run (one implementation, one n) counts as hung.
-ISOLATED_TIMEOUT_S = 420
+ISOLATED_TIMEOUT_S = 240
 
 
-def _run_isolated(impl, sizes, dtype, repeats, timeout=None) -> dict:
-    """``{impl: {(n, task): row}}`` from a child process running only ``impl``."""
-    spec = {"impl": impl, "sizes": list(sizes), "dtype": dtype, "repeats": repeats}
+def _run_isolated(impl, sizes, dtype, repeats, timeout=None, tasks=TASKS) -> dict:
+    """``{impl: {(n, task): row}}`` from a child process running only ``impl`` and ``tasks``."""
+    spec = {
+        "impl": impl,
+        "sizes": list(sizes),
+        "dtype": dtype,
+        "repeats": repeats,
+        "tasks": list(tasks),
+    }
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks.state_space", json.dumps(spec)],
@@ -313,7 +323,7 @@ def _run_isolated(impl, sizes, dtype, repeats, timeout=None) -> dict:
                     "note": note,
                 }
                 for n in sizes
-                for task in ("lml_grad", "predict")
+                for task in tasks
             }
         }
     print(proc.stdout.rsplit("\n" + _MARK, 1)[0], flush=True)
@@ -391,12 +401,14 @@ if __name__ == "__main__":
     # Child process of _run_isolated: one implementation, rows as JSON after _MARK.
     spec = json.loads(sys.argv[1])
     config = dataclasses.make_dataclass(
-        "_Config", ["mode", "dtype", "repeats", "state_space_n", "state_space_impls"]
+        "_Config",
+        ["mode", "dtype", "repeats", "state_space_n", "state_space_impls", "state_space_tasks"],
     )(
         "full",
         spec["dtype"],
         spec["repeats"],
         tuple(spec["sizes"]),
         (spec["impl"],),
+        tuple(spec["tasks"]),
     )
     print(_MARK + json.dumps(run(config)), flush=True)
