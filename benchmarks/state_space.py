@@ -35,12 +35,18 @@ harness's :class:`~benchmarks.cases.Recorder`; the table is written by
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 CASE = "state_space"
+TASKS = ("lml_grad", "predict")
 FULL_N = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_N = (1_000, 10_000, 100_000)
 #: Largest n for the dense solver (an n × n float64 matrix and its factor: 2 · 8 n² bytes).
@@ -191,8 +197,25 @@ def run(cfg=None) -> list[dict]:
     rows = []
     built = {}
     chosen = getattr(cfg, "state_space_impls", None) or tuple(IMPLEMENTATIONS)
+    isolated = {}
+    if getattr(cfg, "isolate", True) and len(chosen) > 1:
+        # Every implementation and n in a child process of its own, with a time limit
+        # (ISOLATED_NOTE): a hung call becomes an error row, not a stopped run.
+        for impl in IMPLEMENTATIONS:
+            if impl in chosen:
+                isolated[impl] = {}
+                for n in sizes:
+                    for task in TASKS:
+                        isolated[impl].update(
+                            _run_isolated(
+                                impl, [n], dtype, repeats, ISOLATED_TIMEOUT_S, tasks=(task,)
+                            )[impl]
+                        )
     for impl, make in IMPLEMENTATIONS.items():
         if impl not in chosen:
+            continue
+        if impl in isolated:
+            built[impl] = None
             continue
         try:
             built[impl] = make()
@@ -200,11 +223,15 @@ def run(cfg=None) -> list[dict]:
             built[impl] = error
     for n in sizes:
         t, y, noise, t_test = (a.astype(dtype) for a in problem(n))
-        for task in ("lml_grad", "predict"):
+        for task in getattr(cfg, "state_space_tasks", TASKS):
             params = {"n": n, "m": n if task == "predict" else 0, "task": task}
             for impl, fns in built.items():
                 row = {"case": CASE, "dtype": dtype, "params": dict(params), "impl": impl}
-                if isinstance(fns, Exception):
+                if impl in isolated:
+                    row = isolated[impl].get(
+                        (n, task), {**row, "status": "error", "note": "no row"}
+                    )
+                elif isinstance(fns, Exception):
                     row.update(status="n/a", note=f"not installed: {fns}")
                 elif impl == "gpjax_lite cholesky" and n > DENSE_MAX_N:
                     row.update(status="skipped", note=f"dense n × n above n = {DENSE_MAX_N}")
@@ -252,6 +279,64 @@ def run(cfg=None) -> list[dict]:
                 _print(row)
     _add_ratios(rows)
     return rows
+
+
+#: Why some implementations run in processes of their own (see
+#: benchmarks/results/state-space-cpu-2026-11-30b/hang.md).
+ISOLATED_NOTE = (
+    "one process per implementation and n: batched LAPACK calls (jnp.linalg.solve: getrf, trsm) "
+    "at n = 1e4 deadlocked in jaxlib's FFI ParallelBatchMap (both XLA:CPU pool threads waiting)"
+)
+#: Seconds before an isolated run (one implementation, one n) counts as hung.
+ISOLATED_TIMEOUT_S = 240
+
+
+def _run_isolated(impl, sizes, dtype, repeats, timeout=None, tasks=TASKS) -> dict:
+    """``{impl: {(n, task): row}}`` from a child process running only ``impl`` and ``tasks``."""
+    spec = {
+        "impl": impl,
+        "sizes": list(sizes),
+        "dtype": dtype,
+        "repeats": repeats,
+        "tasks": list(tasks),
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.state_space", json.dumps(spec)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=dict(os.environ),  # the parent's thread pinning
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        note = f"hung: no result in {timeout} s (killed); {ISOLATED_NOTE}"
+        return {
+            impl: {
+                (n, task): {
+                    "case": CASE,
+                    "dtype": dtype,
+                    "params": {"n": n, "m": n if task == "predict" else 0, "task": task},
+                    "impl": impl,
+                    "status": "error",
+                    "note": note,
+                }
+                for n in sizes
+                for task in tasks
+            }
+        }
+    print(proc.stdout.rsplit("\n" + _MARK, 1)[0], flush=True)
+    if proc.returncode != 0 or _MARK not in proc.stdout:
+        print(proc.stderr[-3000:], flush=True)
+        return {impl: {}}
+    rows = json.loads(proc.stdout.rsplit(_MARK, 1)[1])
+    for row in rows:
+        row["note"] = (row.get("note", "") + "; " if row.get("note") else "") + ISOLATED_NOTE
+    return {impl: {(r["params"]["n"], r["params"]["task"]): r for r in rows}}
+
+
+_MARK = "@@rows@@"
 
 
 def _add_ratios(rows):
@@ -310,3 +395,20 @@ def case_state_space(cfg, rec, floors, peers):
                     status="n/a",
                     note="celerite2.jax computes in float64 only",
                 )
+
+
+if __name__ == "__main__":
+    # Child process of _run_isolated: one implementation, rows as JSON after _MARK.
+    spec = json.loads(sys.argv[1])
+    config = dataclasses.make_dataclass(
+        "_Config",
+        ["mode", "dtype", "repeats", "state_space_n", "state_space_impls", "state_space_tasks"],
+    )(
+        "full",
+        spec["dtype"],
+        spec["repeats"],
+        tuple(spec["sizes"]),
+        (spec["impl"],),
+        tuple(spec["tasks"]),
+    )
+    print(_MARK + json.dumps(run(config)), flush=True)

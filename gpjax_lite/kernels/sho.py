@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -57,6 +58,43 @@ def _horner(coefficients, z):
     return value
 
 
+def _series(z, damping, near):
+    """The Taylor branch of :func:`damped_cos_sinc` where ``near``, zeros elsewhere."""
+    decay = jnp.exp(-damping)
+    z_series = jnp.where(near, z, 0.0)
+    return decay * _horner(_COS_COEFFICIENTS, z_series), decay * _horner(
+        _SINC_COEFFICIENTS, z_series
+    )
+
+
+def _oscillating(z, damping):
+    """:func:`damped_cos_sinc` for ``z > -SERIES_RADIUS`` (series below the radius, cos/sin above)."""
+    small = z < SERIES_RADIUS
+    cos_series, sinc_series = _series(z, damping, small)
+    decay = jnp.exp(-damping)
+    root = jnp.sqrt(jnp.where(small, 1.0, z))
+    cos = jnp.where(small, cos_series, decay * jnp.cos(root))
+    sinc = jnp.where(small, sinc_series, decay * jnp.sin(root) / root)
+    return cos, sinc
+
+
+def _growing(z, damping):
+    """:func:`damped_cos_sinc` for ``z < SERIES_RADIUS`` (series above ``-SERIES_RADIUS``).
+
+    ``exp(√-z - d)`` stays finite when ``d ≥ √-z`` (true for every damped
+    oscillator: the decay ``a τ`` always exceeds ``√-z``), where ``cosh`` alone
+    would overflow.
+    """
+    small = z > -SERIES_RADIUS
+    cos_series, sinc_series = _series(z, damping, small)
+    u = jnp.sqrt(jnp.where(small, 1.0, -z))
+    scale = jnp.exp(u - damping)
+    gap = -jnp.expm1(-2.0 * u)  # 1 - e^{-2u}
+    cos = jnp.where(small, cos_series, scale * 0.5 * (2.0 - gap))
+    sinc = jnp.where(small, sinc_series, scale * gap / (2.0 * u))
+    return cos, sinc
+
+
 def damped_cos_sinc(z, damping):
     """``(exp(-d) C(z), exp(-d) S(z))`` with ``C(z) = cos √z`` and ``S(z) = sin √z / √z``.
 
@@ -67,6 +105,9 @@ def damped_cos_sinc(z, damping):
     ``d ≥ √-z`` (true for every damped oscillator: the decay ``a τ`` always
     exceeds ``√-z``), where ``cosh`` alone would overflow.
 
+    Every branch is evaluated for every element (``z`` of both signs may
+    occur); :func:`damped_cos_sinc_one_sign` evaluates only one.
+
     Args:
         z: real array, any shape (``(η ω τ)²`` for the SHO).
         damping: ``d``, an array broadcastable with ``z`` (``a τ`` for the SHO).
@@ -74,26 +115,24 @@ def damped_cos_sinc(z, damping):
     Returns:
         Two arrays of the broadcast shape.
     """
-    small = jnp.abs(z) < SERIES_RADIUS
-    decay = jnp.exp(-damping)
-    z_series = jnp.where(small, z, 0.0)
-    cos_series = decay * _horner(_COS_COEFFICIENTS, z_series)
-    sinc_series = decay * _horner(_SINC_COEFFICIENTS, z_series)
-
-    oscillating = z >= SERIES_RADIUS
-    root = jnp.sqrt(jnp.where(oscillating, z, 1.0))
-    cos_osc = decay * jnp.cos(root)
-    sinc_osc = decay * jnp.sin(root) / root
-
+    z, damping = jnp.broadcast_arrays(z, damping)
+    cos_osc, sinc_osc = _oscillating(z, damping)
+    cos_grow, sinc_grow = _growing(z, damping)
     growing = z <= -SERIES_RADIUS
-    u = jnp.sqrt(jnp.where(growing, -z, 1.0))
-    scale = jnp.exp(u - damping)
-    cos_grow = scale * 0.5 * (1.0 + jnp.exp(-2.0 * u))
-    sinc_grow = scale * (-jnp.expm1(-2.0 * u)) / (2.0 * u)
+    return jnp.where(growing, cos_grow, cos_osc), jnp.where(growing, sinc_grow, sinc_osc)
 
-    cos = jnp.where(small, cos_series, jnp.where(oscillating, cos_osc, cos_grow))
-    sinc = jnp.where(small, sinc_series, jnp.where(oscillating, sinc_osc, sinc_grow))
-    return cos, sinc
+
+def damped_cos_sinc_one_sign(z, damping, oscillating):
+    """:func:`damped_cos_sinc` where every ``z`` has the sign of ``oscillating`` (a scalar bool).
+
+    For the SHO, ``z = (ωτ)² (1 - 1/(4Q²))`` has the sign of ``Q - ½`` for every
+    ``τ``, so one branch (series and ``cos``/``sin``, or series and the
+    exponentials) serves all ``τ``: half the transcendental functions of
+    :func:`damped_cos_sinc`, with the same values. ``oscillating`` may be traced
+    (a ``lax.cond``; under ``vmap`` over it, both branches run, still finite).
+    """
+    z, damping = jnp.broadcast_arrays(z, damping)
+    return jax.lax.cond(oscillating, _oscillating, _growing, z, damping)
 
 
 def sho_damping_and_z(omega, quality, tau):

@@ -62,7 +62,7 @@ from .._module import Module
 from ..kernels.combinations import Product, Scaled, Sum
 from ..kernels.constant import Constant
 from ..kernels.periodic import Cosine
-from ..kernels.sho import SHO, damped_cos_sinc
+from ..kernels.sho import SHO, damped_cos_sinc_one_sign
 from ..kernels.stationary import Matern12, Matern32, Matern52
 
 #: The kernel classes :class:`~gpjax_lite.solvers.StateSpace` supports.
@@ -240,7 +240,8 @@ class SHOSDE(SDE):
         w, q = self.omega, self.quality
         a = w / (2.0 * q)
         z = (w * dt) ** 2 * (1.0 - 0.25 / q**2)
-        cos, sinc = damped_cos_sinc(z, a * dt)
+        # z has the sign of Q - ½ at every Δt: evaluate that branch only.
+        cos, sinc = damped_cos_sinc_one_sign(z, a * dt, q >= 0.5)
         # M = F + aI satisfies M² = (a² - ω²) I, so exp(F Δt) = e^{-aΔt}(C I + Δt S M).
         M = self.feedback() + a * jnp.eye(2, dtype=a.dtype)
         return cos * jnp.eye(2, dtype=a.dtype) + (dt * sinc) * M

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gpjax_lite import kernels
-from gpjax_lite.kernels.sho import damped_cos_sinc
+from gpjax_lite.kernels.sho import damped_cos_sinc, damped_cos_sinc_one_sign
 
 
 def sho_numpy(tau, variance, omega, quality):
@@ -129,6 +129,34 @@ def test_series_matches_trigonometric_functions_across_the_switch():
     expected_sinc = np.real(np.where(root == 0, 1.0, np.sin(root) / np.where(root == 0, 1, root)))
     np.testing.assert_allclose(cos, expected_cos, rtol=1e-15)
     np.testing.assert_allclose(sinc, expected_sinc, rtol=1e-15)
+
+
+@pytest.mark.parametrize("quality", [0.2, 0.4999, 0.5, 0.5001, 3.0])
+def test_one_sign_branch_matches_all_branches(quality):
+    # The state-space transition evaluates only the branch of z's sign (the sign of Q - ½):
+    # values and gradients in (ω, Q) equal the all-branch function's, under jit and vmap.
+    tau = jnp.array([0.0, 1e-4, 0.05, 0.3, 1.0, 4.0, 30.0])
+
+    def both(omega, q, one_sign):
+        a = omega / (2.0 * q)
+        z = (omega * tau) ** 2 * (1.0 - 0.25 / q**2)
+        if one_sign:
+            cos, sinc = damped_cos_sinc_one_sign(z, a * tau, q >= 0.5)
+        else:
+            cos, sinc = damped_cos_sinc(z, a * tau)
+        return jnp.sum(cos * jnp.cos(tau) + sinc * jnp.sin(tau) * tau)
+
+    args = (jnp.asarray(1.3), jnp.asarray(quality))
+    for argnums in (0, 1):
+        expected = jax.value_and_grad(both, argnums)(*args, False)
+        got = jax.jit(jax.value_and_grad(both, argnums), static_argnums=2)(*args, True)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-14)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=1e-14)
+    # vmap over Q turns the branch choice into a select of both branches: still finite, equal.
+    qs = jnp.array([0.3, quality, 2.0])
+    grads = jax.vmap(jax.grad(both, 1), (None, 0, None))(args[0], qs, True)
+    expected = jnp.stack([jax.grad(both, 1)(args[0], q, False) for q in qs])
+    np.testing.assert_allclose(grads, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_float32():

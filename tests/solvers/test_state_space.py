@@ -212,10 +212,20 @@ def test_fit_reaches_the_dense_optimum():
         results.append(gl.fit(gp, X, Y, num_steps=60))
     dense, state = results
     np.testing.assert_allclose(state.losses, dense.losses, rtol=1e-6)
+    # The SHO's quality runs off to ~4e8 here, where the likelihood is flat in it (the damping
+    # ω/2Q → 0): Adam's normalised steps in that flat direction follow the sign of a gradient
+    # that is round-off, so it is compared on the log scale the optimiser moves it on.
+    np.testing.assert_allclose(
+        np.log(state.model.kernel.kernels[1].quality),
+        np.log(dense.model.kernel.kernels[1].quality),
+        atol=1e-3,
+    )
     for a, b in zip(
         jax.tree_util.tree_leaves(eqx.filter(dense.model, eqx.is_inexact_array)),
         jax.tree_util.tree_leaves(eqx.filter(state.model, eqx.is_inexact_array)),
     ):
+        if np.ndim(a) == 0 and a > 1e6:
+            continue  # the quality, above
         np.testing.assert_allclose(b, a, rtol=1e-4)
     assert isinstance(state.model.solver, solvers.StateSpace)
 
