@@ -281,12 +281,12 @@ def run(cfg=None) -> list[dict]:
     return rows
 
 
-#: Why some implementations run in processes of their own (see
-#: benchmarks/results/state-space-cpu-2026-11-30b/hang.md).
-ISOLATED_NOTE = (
-    "one process per implementation and n: batched LAPACK calls (jnp.linalg.solve: getrf, trsm) "
-    "at n = 1e4 deadlocked in jaxlib's FFI ParallelBatchMap (both XLA:CPU pool threads waiting)"
-)
+#: Why every implementation and n runs in a process of its own: a run that hangs
+#: (jaxlib's batched LAPACK kernels deadlocked XLA:CPU's pool in the state-space
+#: solver before it stopped calling them, and can in a peer; see
+#: benchmarks/results/state-space-cpu-2026-11-30b/hang.md) becomes an error row
+#: instead of stopping the benchmark, and no library's threads outlive its rows.
+ISOLATED_NOTE = "run in a process of its own, which was killed"
 #: Seconds before an isolated run (one implementation, one n) counts as hung.
 ISOLATED_TIMEOUT_S = 240
 
@@ -311,7 +311,7 @@ def _run_isolated(impl, sizes, dtype, repeats, timeout=None, tasks=TASKS) -> dic
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        note = f"hung: no result in {timeout} s (killed); {ISOLATED_NOTE}"
+        note = f"hung: no result in {timeout} s ({ISOLATED_NOTE})"
         return {
             impl: {
                 (n, task): {
@@ -331,8 +331,6 @@ def _run_isolated(impl, sizes, dtype, repeats, timeout=None, tasks=TASKS) -> dic
         print(proc.stderr[-3000:], flush=True)
         return {impl: {}}
     rows = json.loads(proc.stdout.rsplit(_MARK, 1)[1])
-    for row in rows:
-        row["note"] = (row.get("note", "") + "; " if row.get("note") else "") + ISOLATED_NOTE
     return {impl: {(r["params"]["n"], r["params"]["task"]): r for r in rows}}
 
 
