@@ -41,12 +41,15 @@ def gram_paths(name: str, d: int, dtype=jnp.float64) -> str:
 def gram(name: str, X, hypers: dict, variant: str = "fast"):
     """``k.gram(X)`` (fast paths on) or the pure vmap core ``vmap_cross(k.evaluate, X, X)``."""
     Xj = jnp.asarray(X)
-    k = kernel(name, hypers, Xj.dtype)
+    # `jax.jit` on the kernel's arrays, as tinygp's row does, rather than
+    # `eqx.filter_jit`, whose per-call partition of the module is dispatch
+    # overhead comparable to a whole small Gram matrix.
+    arrays, static = eqx.partition(kernel(name, hypers, Xj.dtype), eqx.is_array)
     if variant == "vmap":
-        f = eqx.filter_jit(lambda k, X: vmap_cross(k.evaluate, X, X))
+        f = jax.jit(lambda a, X: vmap_cross(eqx.combine(a, static).evaluate, X, X))
     else:
-        f = eqx.filter_jit(lambda k, X: k.gram(X))
-    return lambda: f(k, Xj)
+        f = jax.jit(lambda a, X: eqx.combine(a, static).gram(X))
+    return lambda: f(arrays, Xj)
 
 
 def gp_model(hypers: dict, dtype, kern=None):
