@@ -16,12 +16,14 @@ from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, 
 
 
 def check_num_samples(num_samples) -> int:
-    """``num_samples`` as a Python ``int``; ``ValueError`` unless it is a positive integer."""
-    if (
-        not isinstance(num_samples, numbers.Integral)
-        or isinstance(num_samples, (bool, np.bool_))
-        or num_samples < 1
-    ):
+    """``num_samples`` as a Python ``int``: a ``TypeError`` unless it is an integer (a
+    bool is not), a ``ValueError`` unless it is positive."""
+    if not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, (bool, np.bool_)):
+        raise TypeError(
+            f"`num_samples` must be a positive int, got {type(num_samples).__name__} "
+            f"{num_samples!r}."
+        )
+    if num_samples < 1:
         raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
     return int(num_samples)
 
@@ -102,7 +104,8 @@ class MultivariateNormal(Module):
             num_samples: number of joint draws, a positive ``int`` (default 1).
 
         Raises:
-            ValueError: if ``num_samples`` is not a positive ``int``.
+            TypeError: if ``num_samples`` is not an ``int``.
+            ValueError: if it is not positive.
             CholeskyError: (eager code only) if the covariance plus jitter is
                 not positive definite.
         """

@@ -149,7 +149,8 @@ class GP(Module):
 
         Raises:
             TypeError: if ``key`` is not a single PRNG key.
-            ValueError: for mis-shaped or non-finite ``X`` or a bad ``num_samples``.
+            ValueError: for mis-shaped or non-finite ``X`` or a ``num_samples`` below 1.
+            TypeError: for a ``num_samples`` that is not an ``int``.
             CholeskyError: (eager code only) if ``k(X, X)`` plus jitter is not
                 positive definite.
         """

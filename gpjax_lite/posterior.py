@@ -133,7 +133,8 @@ class AbstractPosterior(Module):
 
         Raises:
             TypeError: if ``key`` is not a single PRNG key.
-            ValueError: for mis-shaped or non-finite ``Xt`` or a bad ``num_samples``.
+            ValueError: for mis-shaped or non-finite ``Xt`` or a ``num_samples`` below 1.
+            TypeError: for a ``num_samples`` that is not an ``int``.
             CholeskyError: (eager code only) if the posterior covariance plus
                 jitter is not positive definite.
         """

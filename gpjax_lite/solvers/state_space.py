@@ -339,7 +339,8 @@ class StateSpaceNormal(MultivariateNormal):
         """``num_samples`` joint draws by backward sampling, shape ``(num_samples, m)``.
 
         Raises:
-            ValueError: if ``num_samples`` is not a positive ``int``.
+            TypeError: if ``num_samples`` is not an ``int``.
+            ValueError: if it is not positive.
         """
         num_samples = check_num_samples(num_samples)
         N, s = self.offsets.shape
