@@ -31,7 +31,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Shaped
 
 from ._checks import is_concrete
 
@@ -130,7 +130,7 @@ def cho_solve(L: Float[Array, "n n"], B: Float[Array, "n ..."]) -> Float[Array, 
 
 
 def solve_small(
-    A: Float[Array, "*batch s s"], B: Float[Array, "*batch s k"]
+    A: Shaped[Array, "*batch s s"], B: Shaped[Array, "*batch s k"]
 ) -> Float[Array, "*batch s k"]:
     """``A⁻¹ B`` for a batch of small systems, by Gauss–Jordan elimination with partial pivoting.
 
@@ -150,9 +150,27 @@ def solve_small(
         B: ``(..., s, k)``, with the same leading dimensions.
 
     Returns:
-        ``(..., s, k)``. Differentiable (through the elimination itself).
+        ``(..., s, k)``, in the dtype ``A`` and ``B`` promote to (integers to
+        the default float). Differentiable (through the elimination itself).
+
+    Raises:
+        ValueError: if ``A`` is not ``(..., s, s)`` or ``B`` not ``(..., s, k)``
+            with the same leading dimensions (no broadcasting; a vector ``b``
+            is ``b[:, None]``).
     """
+    A, B = jnp.asarray(A), jnp.asarray(B)
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"`A` must have shape (..., s, s), got {A.shape}.")
+    if B.ndim != A.ndim or B.shape[:-1] != A.shape[:-1]:
+        raise ValueError(
+            f"`B` must have shape (..., s, k) with the leading dimensions of `A` {A.shape}, "
+            f"got {B.shape}."
+        )
+    dtype = jnp.result_type(A, B, jnp.float32)
+    A, B = A.astype(dtype), B.astype(dtype)
     s = A.shape[-1]
+    if s == 0:
+        return B
     rows = jnp.arange(s)
 
     def eliminate(j, M):
@@ -170,7 +188,7 @@ def solve_small(
         return jnp.where((rows == j)[:, None], row[..., None, :], M)
 
     # A loop, not s unrolled steps: one step to compile, whatever s.
-    M = jax.lax.fori_loop(0, s, eliminate, jnp.concatenate([A, B.astype(A.dtype)], axis=-1))
+    M = jax.lax.fori_loop(0, s, eliminate, jnp.concatenate([A, B], axis=-1))
     return M[..., s:]
 
 

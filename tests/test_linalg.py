@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.stats
+from conftest import naming
 
 import gpjax_lite as gl
 from gpjax_lite.linalg import (
@@ -372,3 +373,19 @@ def test_solve_small_makes_no_lapack_call():
     assert "custom_call" in jax.jit(jnp.linalg.solve).lower(A, A).as_text() or (
         jax.default_backend() != "cpu"
     )
+
+
+def test_solve_small_checks_shapes_and_promotes_dtypes():
+    eye = jnp.eye(3)
+    for A, B, name in [
+        (eye, jnp.ones(3), "B"),  # a vector right-hand side must be (s, 1)
+        (jnp.ones((4, 3, 3)), jnp.ones((3, 2)), "B"),  # no broadcasting
+        (eye, jnp.ones((2, 1)), "B"),
+        (jnp.ones((3, 2)), jnp.ones((3, 1)), "A"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=naming(name)):
+            solve_small(A, B)
+    X = solve_small(jnp.eye(3, dtype=jnp.int32) * 2, jnp.ones((3, 1), jnp.int32))
+    assert jnp.issubdtype(X.dtype, jnp.floating)
+    np.testing.assert_allclose(X, 0.5 * np.ones((3, 1)))
+    assert solve_small(jnp.zeros((0, 0)), jnp.zeros((0, 2))).shape == (0, 2)
