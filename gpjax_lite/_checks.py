@@ -18,6 +18,13 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def all_finite(tree) -> jax.Array:
+    """Whether every entry of every array leaf of ``tree`` is finite (``True`` for no leaves);
+    traceable, a boolean scalar."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves] or [True]))
+
+
 def as_float_array(value) -> jax.Array:
     """Convert a hyperparameter to a floating-point JAX array.
 

@@ -74,7 +74,7 @@ from jax._src.lax.lax import _convert_element_type  # weak-typed casts (no publi
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from ._checks import as_inputs, as_targets, check_key, is_concrete
+from ._checks import all_finite, as_inputs, as_targets, check_key, is_concrete
 from .lbfgs import LBFGSState, lbfgs
 from .parameters import (
     cast_weak_leaves,
@@ -545,7 +545,7 @@ class _Loop(eqx.Module):
             updates, new_state = self.optimizer.update(
                 grad, opt_state, params, value=value, grad=grad, value_fn=value_fn
             )
-        finite = jnp.isfinite(value) & _all_finite(grad)
+        finite = jnp.isfinite(value) & all_finite(grad)
         new_params = optax.apply_updates(params, updates)
         worse = converged = jnp.asarray(False)
         if self.has_linesearch and not self.stochastic:
@@ -837,11 +837,6 @@ def _max_abs(tree) -> jax.Array:
 def _all_equal(a, b) -> jax.Array:
     pairs = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
     return jnp.all(jnp.asarray([jnp.all(x == y) for x, y in pairs] or [True]))
-
-
-def _all_finite(tree) -> jax.Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves] or [True]))
 
 
 def _print_progress(t, value, num_running, due, *, name, label, num_steps, num_starts):

@@ -47,6 +47,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ._checks import all_finite
+
 #: Strong Wolfe constants (Nocedal & Wright 2006, §3.1: ``c₁ = 1e-4`` and, for
 #: quasi-Newton methods, ``c₂ = 0.9``).
 SUFFICIENT_DECREASE = 1e-4
@@ -170,7 +172,7 @@ def lbfgs(
             )
 
         def record_start(search: _Search, f, g, slope) -> _Search:
-            finite = jnp.isfinite(f) & _all_finite(g)
+            finite = jnp.isfinite(f) & all_finite(g)
             return search._replace(
                 phase=_phase(jnp.where(finite, _DIRECTION, _DONE)),
                 f0=f,
@@ -198,7 +200,7 @@ def lbfgs(
 
         def line_search_step(search: _Search, f, g, slope) -> _Search:
             alpha, f0, s0 = search.alpha, search.f0, search.s0
-            finite = jnp.isfinite(f) & jnp.isfinite(slope) & _all_finite(g)
+            finite = jnp.isfinite(f) & jnp.isfinite(slope) & all_finite(g)
             too_high = ~finite | (f > f0 + SUFFICIENT_DECREASE * alpha * s0)
             flat_enough = finite & (jnp.abs(slope) <= -CURVATURE * s0)
             here = jnp.stack([alpha, f, slope])
@@ -238,7 +240,9 @@ def lbfgs(
             zoom = jnp.where(bracketing, too_high_b | uphill, True)
             next_alpha = jnp.where(zoom, _cubic_step(new_lo, new_hi), EXPANSION * alpha)
             width = jnp.abs(new_hi[0] - new_lo[0])
-            interval_gone = zoom & (width <= _eps(dtype) * jnp.maximum(new_lo[0], new_hi[0]))
+            interval_gone = zoom & (
+                width <= jnp.finfo(dtype).eps * jnp.maximum(new_lo[0], new_hi[0])
+            )
             out_of_evaluations = search.count >= max_evaluations
             give_up = ~accept & (interval_gone | out_of_evaluations)
             # Giving up takes the bracket's low end if it decreased f, else stays at x.
@@ -319,12 +323,3 @@ def _phase(value) -> jax.Array:
 def _dtype(params):
     leaves = jax.tree_util.tree_leaves(params)
     return jnp.result_type(*leaves) if leaves else jnp.float32
-
-
-def _eps(dtype):
-    return jnp.finfo(dtype).eps
-
-
-def _all_finite(tree) -> jax.Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves] or [True]))

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
+from .._checks import all_finite
 from ..distributions import MultivariateNormal, check_num_samples
 from ..linalg import default_jitter, solve_small
 from . import _kalman
@@ -198,7 +199,7 @@ class StateSpaceState(SolverState):
             self.smoothed_mean,
             self.smoothed_cov,
         )
-        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+        return all_finite(leaves)
 
     def predict(self, kernel, Xt):
         dtype = self.filtered_mean.dtype
