@@ -23,6 +23,13 @@ import math
 import numpy as np
 
 
+def _jax_backend() -> str:
+    """JAX's default backend (``cpu``, ``gpu``, ``tpu``): where the JAX rows run."""
+    import jax
+
+    return jax.default_backend()
+
+
 def _import(name):
     try:
         return importlib.import_module(name), None
@@ -489,11 +496,29 @@ class GPyTorch(Peer):
         self.torch, torch_error = _import("torch")
         self.error = self.error or torch_error
         self.version = getattr(self.module, "__version__", None)
+        self.device = None
         if self.module is not None:
             import os
 
             if os.environ.get("OMP_NUM_THREADS") == "1":
                 self.torch.set_num_threads(1)
+            # On a GPU machine GPyTorch runs on the GPU too: the GPU table compares
+            # accelerator against accelerator (scikit-learn has no GPU path).
+            cuda = self.torch.cuda.is_available() and _jax_backend() == "gpu"
+            self.device = self.torch.device("cuda" if cuda else "cpu")
+
+    def _sync(self, value=None):
+        """Wait for queued CUDA work (torch dispatches it asynchronously, like JAX)."""
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+        return value
+
+    def _tensor(self, array, dt):
+        return self.torch.as_tensor(array, dtype=dt, device=self.device)
+
+    @staticmethod
+    def _numpy(tensor):
+        return tensor.detach().cpu().numpy()
 
     def _dtype(self, dtype):
         return self.torch.float64 if np.dtype(dtype) == np.float64 else self.torch.float32
@@ -531,23 +556,24 @@ class GPyTorch(Peer):
     def gram(self, name, X, hypers):
         torch = self.torch
         dt = self._dtype(X.dtype)
-        k = self._base_kernel(name, hypers, dt)
-        Xt = torch.as_tensor(X, dtype=dt)
+        k = self._base_kernel(name, hypers, dt).to(self.device)
+        Xt = self._tensor(X, dt)
 
         def run():
             with torch.no_grad():
-                return k(Xt).to_dense()
+                return self._sync(k(Xt).to_dense())
 
         return run
 
     def _model(self, X, y, h, batch_shape=None):
         gpytorch, torch = self.module, self.torch
         dt = self._dtype(X.dtype)
-        Xt, yt = torch.as_tensor(X, dtype=dt), torch.as_tensor(y, dtype=dt)
+        Xt, yt = self._tensor(X, dt), self._tensor(y, dt)
         kw = {"batch_shape": batch_shape} if batch_shape is not None else {}
         likelihood = gpytorch.likelihoods.GaussianLikelihood(**kw).to(dt)
         likelihood.noise = torch.tensor(h["noise"], dtype=dt)
-        kernel = self._base_kernel("rbf", h, dt, batch_shape)
+        likelihood = likelihood.to(self.device)
+        kernel = self._base_kernel("rbf", h, dt, batch_shape).to(self.device)
 
         class ExactGP(gpytorch.models.ExactGP):
             def __init__(self):
@@ -560,7 +586,7 @@ class GPyTorch(Peer):
                     self.mean_module(x), self.covar_module(x)
                 )
 
-        model = ExactGP().to(dt)
+        model = ExactGP().to(device=self.device, dtype=dt)
         return model, likelihood, Xt, yt
 
     def _loss_fn(self, model, likelihood, Xt, yt):
@@ -585,7 +611,7 @@ class GPyTorch(Peer):
                 model.zero_grad()
                 loss = loss_fn()
                 loss.backward()
-                return float(loss.detach())
+                return self._sync(float(loss.detach()))
 
         return run
 
@@ -603,12 +629,11 @@ class GPyTorch(Peer):
                 loss_fn().backward()
                 opt.step()
         return {
-            "variance": model.covar_module.outputscale.detach().numpy().reshape(-1).copy(),
-            "lengthscale": model.covar_module.base_kernel.lengthscale.detach()
-            .numpy()
+            "variance": self._numpy(model.covar_module.outputscale).reshape(-1).copy(),
+            "lengthscale": self._numpy(model.covar_module.base_kernel.lengthscale)
             .reshape(-1)
             .copy(),
-            "noise": likelihood.noise.detach().numpy().reshape(-1).copy(),
+            "noise": self._numpy(likelihood.noise).reshape(-1).copy(),
         }
 
     def fit_adam(self, X, y, init, steps, lr):
@@ -623,12 +648,12 @@ class GPyTorch(Peer):
         model, likelihood, Xt, yt = self._model(X, y, hypers)
         model.eval()
         likelihood.eval()
-        Xs = torch.as_tensor(Xt_np, dtype=Xt.dtype)
+        Xs = self._tensor(Xt_np, Xt.dtype)
 
         def run():
             with torch.no_grad(), self._exact():
                 pred = model(Xs)
-                return pred.mean, pred.variance
+                return self._sync((pred.mean, pred.variance))
 
         return run
 
@@ -649,7 +674,7 @@ class GPyTorch(Peer):
         gpytorch, torch = self.module, self.torch
         dt = self._dtype(X.dtype)
         torch.manual_seed(seed)
-        Xt, yt = torch.as_tensor(X, dtype=dt), torch.as_tensor(y, dtype=dt)
+        Xt, yt = self._tensor(X, dt), self._tensor(y, dt)
 
         class Model(gpytorch.models.ApproximateGP):
             def __init__(self, Z):
@@ -668,8 +693,8 @@ class GPyTorch(Peer):
                     self.mean_module(x), self.covar_module(x)
                 )
 
-        model = Model(torch.as_tensor(Z, dtype=dt)).to(dt)
-        likelihood = gpytorch.likelihoods.GaussianLikelihood().to(dt)
+        model = Model(self._tensor(Z, dt)).to(device=self.device, dtype=dt)
+        likelihood = gpytorch.likelihoods.GaussianLikelihood().to(device=self.device, dtype=dt)
         objective = gpytorch.mlls.VariationalELBO(likelihood, model, num_data=len(yt))
         optimizer = torch.optim.Adam(
             list(model.parameters()) + list(likelihood.parameters()), lr=0.02
@@ -679,11 +704,12 @@ class GPyTorch(Peer):
 
         def run():
             for _ in range(steps):
-                idx = torch.randint(len(yt), (batch_size,))
+                idx = torch.randint(len(yt), (batch_size,), device=self.device)
                 optimizer.zero_grad()
                 loss = -objective(model(Xt[idx]), yt[idx])
                 loss.backward()
                 optimizer.step()
+            self._sync()
 
         return run
 

@@ -9,9 +9,10 @@
   float64 and skip themselves there.
 * Fast compilation: the suite compiles thousands of small XLA programs and
   runs most of them once, so it asks XLA:CPU for LLVM optimisation level 0 and
-  its classic fusion emitters (``--xla_backend_optimization_level=0
+  (jaxlib < 0.11) its classic fusion emitters (``--xla_backend_optimization_level=0
   --xla_cpu_use_fusion_emitters=false``), which cut the suite's CPU time by
-  more than half. The generated code may round differently (e.g. without
+  more than half; jaxlib 0.11 removed that flag, and XLA aborts on flags it
+  does not know, so it is set only where it exists. The generated code may round differently (e.g. without
   fused multiply-adds), within every test's tolerance. It also runs XLA's
   Eigen work on one thread (``--xla_cpu_multi_thread_eigen=false``): the
   pytest-xdist workers already use every core, and a run of two workers on
@@ -30,10 +31,20 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
-FAST_COMPILE_FLAGS = (
-    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
-    " --xla_cpu_multi_thread_eigen=false"
-)
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    """The installed jaxlib's (major, minor), read without importing it."""
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in version("jaxlib").split(".")[:2])
+
+
+FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false"
+if _jaxlib_version() < (0, 11):
+    # jaxlib 0.11 dropped the classic emitters, and XLA aborts the process on a flag it
+    # does not know: ask for them only where they exist.
+    FAST_COMPILE_FLAGS += " --xla_cpu_use_fusion_emitters=false"
 if "XLA_FLAGS" not in os.environ and os.environ.get("GPJAX_LITE_TEST_XLA_DEFAULTS") != "1":
     # Read when JAX first creates its CPU client, which no import does.
     os.environ["XLA_FLAGS"] = FAST_COMPILE_FLAGS
