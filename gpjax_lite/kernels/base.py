@@ -94,6 +94,10 @@ class Kernel(Module):
                     "`active_dims` must be a non-empty tuple of non-negative column indices, "
                     f"got {dims!r}."
                 )
+            if len(set(dims)) != len(dims):
+                # A repeated column would silently count that input twice (RBF on
+                # X[:, (0, 0)] is RBF on X[:, 0] with its lengthscale divided by √2).
+                raise ValueError(f"`active_dims` repeats a column: {dims!r}.")
 
     # ----------------------------------------------------------------- to write
     @abc.abstractmethod

@@ -196,6 +196,13 @@ def test_active_dims_must_be_a_tuple_of_ints(dims):
         gk.Linear(active_dims=dims)
 
 
+@pytest.mark.parametrize("dims", [(0, 0), (1, 2, 1)])
+def test_active_dims_must_not_repeat_a_column(dims):
+    for cls in (gk.RBF, gk.Linear, gk.Matern52):
+        with pytest.raises(ValueError, match=r"`active_dims` repeats a column"):
+            cls(active_dims=dims)
+
+
 def test_active_dims_accepts_numpy_ints():
     k = gk.RBF(active_dims=(np.int64(1), 0))
     assert k.active_dims == (1, 0) and all(type(i) is int for i in k.active_dims)
