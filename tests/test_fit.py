@@ -644,6 +644,10 @@ def vector_objective(model, X, y):
         (dict(log_prior=3.0), TypeError, "log_prior"),
         (dict(log_prior=vector_prior), ValueError, "log_prior"),
         (dict(objective=vector_objective), ValueError, "objective"),
+        (dict(log_prior=lambda gp: "flat"), TypeError, "log_prior"),
+        (dict(log_prior=lambda gp: None), TypeError, "log_prior"),
+        (dict(log_prior=lambda gp: 1j * gp.kernel.variance), TypeError, "log_prior"),
+        (dict(objective=lambda gp, X, y: {"lml": 0.0}), TypeError, "objective"),
     ],
 )
 def test_bad_log_prior_or_objective(data, kwargs, error, name):
