@@ -10,8 +10,7 @@ Filtering and Smoothing", eq. 12.11) — but a sequential loop of ``N`` tiny
 per-operation overhead than in arithmetic. Here the points are cut into ``B``
 blocks of ``T`` (``B T ≥ N``, the tail padded with unobserved points with
 ``A = I, Q = 0``, which change nothing) and every pass is either a loop of
-``T`` steps vectorised over the ``B`` blocks, a loop over the ``B`` blocks, or
-fully vectorised:
+``T`` steps vectorised over the ``B`` blocks, or a loop over the ``B`` blocks:
 
 1. **Block summaries** (vectorised over blocks, ``T`` steps). For each block,
    the Kalman filter *conditioned on the state* ``x₀`` *at the last point of
@@ -35,38 +34,51 @@ fully vectorised:
    round-off (the filter forgets a round-off error in its start at its own
    rate).
 
-The covariance update is ``P = P⁻ - S K Kᵀ`` (symmetrised), the textbook form
-(Särkkä 2013, Alg. 4.4); the sum of the terms is the log likelihood.
+The covariance update is ``P = P⁻ - (P⁻h)(P⁻h)ᵀ / S`` (Särkkä 2013, Alg. 4.4),
+every symmetric matrix formed from its upper triangle (symmetric by
+construction); the sum of the terms is the log likelihood.
 
-Reverse mode (:func:`log_likelihood_blocked` is a ``jax.custom_vjp``): the
+**Layout.** Every per-point quantity is stored entry by entry, each entry a
+``(T, B)`` array (blocks in the minor, contiguous dimension), and the small
+matrix algebra of one step is written out entry by entry
+(:func:`_matmul` and friends), so each loop step is a few fused elementwise
+loops over ``B`` contiguous numbers. The transitions come as the entries of a
+static sparsity *pattern* (a sum of kernels has block-diagonal ``A``, ``Q``)
+and ``h`` as static numbers: products skip structural zeros at trace time.
+``Q`` is given by its upper triangle.
+
+**Reverse mode** (:func:`log_likelihood_entries` is a ``jax.custom_vjp``): the
 derivative of ``log p(y)`` with respect to the predicted moments
 ``m⁻_k, P⁻_k`` of each point is ``λ_k`` and ``½(λ_k λ_kᵀ - Λ_k)``, where
 ``λ, Λ`` are the adjoint variables of the modified Bryson–Frazier smoother
 (Bierman 1977, "Factorization Methods for Discrete Sequential Estimation",
-ch. X), a backward recursion with no matrix inverse::
+ch. X). In terms of ``λ'_k = A_{k+1}ᵀ λ_{k+1}``, ``Λ'_k = A_{k+1}ᵀ Λ_{k+1} A_{k+1}``
+(``λ'_N = 0, Λ'_N = 0``) the backward recursion has no matrix inverse::
 
-    λ_k = hᵀ v_k / S_k + Ψ_kᵀ λ_{k+1},    Λ_k = hᵀ h / S_k + Ψ_kᵀ Λ_{k+1} Ψ_k,
-    Ψ_k = A_{k+1} (I - K_k h),           λ_N = 0, Λ_N = 0.
+    e_k = v_k / S_k - K_kᵀ λ'_k,       u_k = Λ'_k K_k,   κ_k = K_kᵀ Λ'_k K_k,
+    λ_k = λ'_k + hᵀ e_k,               Λ_k = Λ'_k - hᵀ u_kᵀ - u_k h + (κ_k + 1/S_k) hᵀ h,
+    λ'_{k-1} = A_kᵀ λ_k,               Λ'_{k-1} = A_kᵀ Λ_k A_k
 
-(``log p(y) = log p(y_{<k}) + log ∫ N(x; m⁻_k, P⁻_k) p(y_{≥k} | x) dx``, and the
-first factor does not depend on ``A_k, Q_k``.) With
+(``λ_k = hᵀ v_k/S_k + (I - K_k h)ᵀ λ'_k`` and ``Λ_k = hᵀh/S_k + (I - K_k h)ᵀ Λ'_k (I - K_k h)``
+expanded; ``log p(y) = log p(y_{<k}) + log ∫ N(x; m⁻_k, P⁻_k) p(y_{≥k} | x) dx``,
+and the first factor does not depend on ``A_k, Q_k``). With
 ``m⁻_k = A_k m_{k-1}``, ``P⁻_k = A_k P_{k-1} A_kᵀ + Q_k`` and
 ``G_k = ½(λ_k λ_kᵀ - Λ_k)``::
 
-    ∂/∂Q_k = G_k,   ∂/∂A_k = λ_k m_{k-1}ᵀ + 2 G_k A_k P_{k-1},   ∂/∂P₀ = A_0ᵀ G_0 A_0,
-    ∂/∂y_k = -e_k,  ∂/∂σ²_k = ½(e_k² - 1/S_k - K_kᵀ Λ'_k K_k),
+    ∂/∂Q_k = G_k,   ∂/∂A_k = λ_k m_{k-1}ᵀ + 2 G_k A_k P_{k-1},   ∂/∂P₀ = A_0ᵀ G_0 A_0 = ½(λ'λ'ᵀ - Λ')_{-1},
+    ∂/∂y_k = -e_k,  ∂/∂σ²_k = ½(e_k² - 1/S_k - κ_k)
 
-with ``λ'_k = A_{k+1}ᵀ λ_{k+1}``, ``Λ'_k = A_{k+1}ᵀ Λ_{k+1} A_{k+1}`` and
-``e_k = v_k / S_k - K_kᵀ λ'_k`` (the entry ``k`` of ``(K + Σ)⁻¹ y``, and
-``1/S_k + K_kᵀ Λ'_k K_k`` the diagonal entry of ``(K + Σ)⁻¹``: the dense
-formula ``∂/∂Σ = ½(α αᵀ - (K + Σ)⁻¹)``). The derivative in ``h`` is Fisher's
-identity, ``Σ_k ((y_k - h m^s_k) m^sᵀ_k - h P^s_k) / σ²_k`` with the smoothed
-moments ``m^s = m⁻ + P⁻ λ``, ``P^s = P⁻ - P⁻ Λ P⁻`` (Bierman 1977). The
-backward recursion runs in the same three kinds of pass as the filter: it is
-affine in ``(λ, Λ)``, so each block's map from the value entering it to every
-value inside is kept (``Ψ`` products), the values entering the blocks follow by
-a loop over the blocks, and every point's ``λ_k, Λ_k`` by one vectorised step.
-Memory: ``O(N s²)``.
+(``e_k`` is entry ``k`` of ``(K + Σ)⁻¹ y`` and ``1/S_k + κ_k`` the diagonal
+entry of ``(K + Σ)⁻¹``: the dense formula ``∂/∂Σ = ½(α αᵀ - (K + Σ)⁻¹)``).
+Only the entries of ``∂/∂A`` and ``∂/∂Q`` inside the pattern are formed. The
+recursion is affine in ``(λ', Λ')``, so it runs in the same three kinds of
+pass as the filter: each block's map ``λ'_in ↦ c + Rᵀ λ'_out``,
+``Λ'_in ↦ D + Rᵀ Λ'_out R`` (``R`` the product of the ``(I - K_k h) A_k``; pass 1,
+keeping only the block totals), the values entering every block by a loop over
+the blocks (pass 2), and the recursion itself in every block from its entering
+value, forming the cotangents as it goes (pass 3). The forward filter keeps
+``m_{k-1}``, the upper triangle of ``P_{k-1}``, ``K_k``, ``v_k`` and ``1/S_k``:
+memory ``O(N s²)``.
 """
 
 from __future__ import annotations
@@ -75,27 +87,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..linalg import solve_small
-from ._sde import small_matmul as _mm
 
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _mT(A):
-    return jnp.swapaxes(A, -1, -2)
-
-
-def _sym(P):
-    return 0.5 * (P + _mT(P))
-
-
-def _mv(A, x):
-    return jnp.einsum("...ij,...j->...i", A, x)
-
-
-def _outer(a, b):
-    return a[..., :, None] * b[..., None, :]
 
 
 def block_length(n: int) -> int:
@@ -103,66 +99,178 @@ def block_length(n: int) -> int:
     return max(1, math.ceil(math.sqrt(n)))
 
 
-def _to_blocks(x, T, fill):
-    """``(N, ...)`` → ``(T, B, ...)``, the tail padded with ``fill``."""
+def to_blocks(x, T: int, fill):
+    """``(N,)`` → ``(T, B)`` (point ``b T + t`` at ``[t, b]``), the tail padded with ``fill``."""
     n = x.shape[0]
     B = -(-n // T)
     pad = B * T - n
     if pad:
-        x = jnp.concatenate([x, jnp.broadcast_to(fill, (pad,) + x.shape[1:]).astype(x.dtype)])
-    return jnp.swapaxes(x.reshape((B, T) + x.shape[1:]), 0, 1)
+        x = jnp.concatenate([x, jnp.full((pad,), fill, x.dtype)])
+    return x.reshape(B, T).T
 
 
-def _from_blocks(x, n):
-    """``(T, B, ...)`` → ``(N, ...)``."""
-    T, B = x.shape[:2]
-    return jnp.swapaxes(x, 0, 1).reshape((T * B,) + x.shape[2:])[:n]
+def from_blocks(x, n: int):
+    """``(T, B)`` → ``(N,)``."""
+    return x.T.reshape(-1)[:n]
 
 
-def _blocked_inputs(A, Q, y, noise, observed, T):
-    s = A.shape[-1]
-    eye = jnp.eye(s, dtype=A.dtype)
-    return (
-        _to_blocks(A, T, eye),
-        _to_blocks(Q, T, jnp.zeros((s, s), Q.dtype)),
-        _to_blocks(y, T, 0.0),
-        _to_blocks(noise, T, 1.0),
-        _to_blocks(observed, T, False),
+# ------------------------------------------------------------------ entrywise algebra
+# A matrix is a tuple of rows, a vector a tuple of entries; an entry is an array (here the
+# B blocks of one step) or None, a structural zero that every operation skips at trace time.
+# ``h`` is a tuple of Python numbers.
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _mul(a, b):
+    if a is None or b is None:
+        return None
+    return a * b
+
+
+def _total(terms):
+    out = None
+    for term in terms:
+        out = _add(out, term)
+    return out
+
+
+def _scaled(c: float, a):
+    """``c · a`` for a static number ``c``."""
+    if c == 0.0 or a is None:
+        return None
+    return a if c == 1.0 else c * a
+
+
+def _neg(a):
+    return None if a is None else -a
+
+
+def _matmul(X, Y):
+    return tuple(
+        tuple(_total(_mul(X[i][k], Y[k][j]) for k in range(len(Y))) for j in range(len(Y[0])))
+        for i in range(len(X))
     )
 
 
-def _block_summaries(h, A, Q, y, noise, observed):
-    """Pass 1: each block's ``(Φ, b, C, J, η)``, given blocked inputs ``(T, B, ...)``."""
-    B, s = A.shape[1], A.shape[-1]
-    dtype = A.dtype
+def _transpose(X):
+    return tuple(zip(*X))
+
+
+def _matvec(X, x):
+    return tuple(_total(_mul(row[k], x[k]) for k in range(len(x))) for row in X)
+
+
+def _sym_from(upper, s):
+    """The symmetric matrix whose entries ``(i, j), i ≤ j`` are ``upper(i, j)``."""
+    rows = [[None] * s for _ in range(s)]
+    for i in range(s):
+        for j in range(i, s):
+            rows[i][j] = rows[j][i] = upper(i, j)
+    return tuple(tuple(row) for row in rows)
+
+
+def _sandwich(X, C, Q=None):
+    """``X C Xᵀ + Q`` for symmetric ``C``, ``Q`` (``Q`` may be ``None``)."""
+    XC = _matmul(X, C)
+    return _sym_from(
+        lambda i, j: _add(
+            _total(_mul(XC[i][k], X[j][k]) for k in range(len(C))),
+            None if Q is None else Q[i][j],
+        ),
+        len(X),
+    )
+
+
+def _h_dot(h, x):
+    """``h · x`` for the static row ``h``."""
+    return _total(_scaled(h[i], x[i]) for i in range(len(h)))
+
+
+def _sym_update(C, a, b, subtract=False):
+    """``C ± a bᵀ`` for symmetric ``C`` and ``a bᵀ`` (``b`` a multiple of ``a``)."""
+    sign = _neg if subtract else (lambda x: x)
+    return _sym_from(lambda i, j: _add(C[i][j], sign(_mul(a[i], b[j]))), len(C))
+
+
+def _dense(X, zero):
+    """``X`` with every structural zero an array of zeros (loop carries keep one structure)."""
+    if isinstance(X[0], tuple):
+        return tuple(_dense(row, zero) for row in X)
+    return tuple(zero if x is None else x for x in X)
+
+
+def _stack_matrix(X):
+    return jnp.stack([jnp.stack(row, -1) for row in X], -2)
+
+
+def _unstack_matrix(M):
+    s = M.shape[-1]
+    return tuple(tuple(M[..., i, j] for j in range(s)) for i in range(s))
+
+
+def pattern_entries(pattern):
+    """The ``(i, j)`` of ``A``'s entries (row-major) and ``Q``'s upper entries in ``pattern``."""
+    s = len(pattern)
+    A = tuple((i, j) for i in range(s) for j in range(s) if pattern[i][j])
+    Q = tuple((i, j) for i, j in A if i <= j)
+    return A, Q
+
+
+def _transition(pattern, A_flat):
+    s = len(pattern)
+    rows = [[None] * s for _ in range(s)]
+    for (i, j), a in zip(pattern_entries(pattern)[0], A_flat):
+        rows[i][j] = a
+    return tuple(tuple(row) for row in rows)
+
+
+def _noise(pattern, Q_flat):
+    s = len(pattern)
+    rows = [[None] * s for _ in range(s)]
+    for (i, j), q in zip(pattern_entries(pattern)[1], Q_flat):
+        rows[i][j] = rows[j][i] = q
+    return tuple(tuple(row) for row in rows)
+
+
+# ------------------------------------------------------------------------- forward
+def _block_summaries(h, pattern, A, Q, y, noise, observed):
+    """Pass 1: each block's ``(Φ, b, C, J, η)`` as entries ``(B,)``."""
+    s = len(h)
+    zero = jnp.zeros(y.shape[1:], y.dtype)
+    one = jnp.ones_like(zero)
 
     def step(carry, inputs):
         Phi, b, C, J, eta = carry
         Ak, Qk, yk, nk, ok = inputs
-        Phi = _mm(Ak, Phi)
-        b = _mv(Ak, b)
-        C = _mm(_mm(Ak, C), _mT(Ak)) + Qk
-        Ch = C @ h
-        S = Ch @ h + nk
+        Ak, Qk = _transition(pattern, Ak), _noise(pattern, Qk)
+        Phi = _matmul(Ak, Phi)
+        b = _matvec(Ak, b)
+        C = _sandwich(Ak, C, Qk)
+        Ch = _matvec(C, h)
+        S = _h_dot(h, Ch) + nk
         weight = jnp.where(ok, 1.0 / S, 0.0)
-        v = yk - b @ h
-        w = jnp.einsum("bij,i->bj", Phi, h)
-        K = Ch * weight[:, None]
-        J = J + _outer(w, w) * weight[:, None, None]
-        eta = eta + w * (v * weight)[:, None]
-        b = b + K * v[:, None]
-        Phi = Phi - _outer(K, w)
-        C = _sym(C - _outer(K, Ch))
-        return (Phi, b, C, J, eta), None
+        v = yk - _h_dot(h, b)
+        w = _matvec(_transpose(Phi), h)
+        K = tuple(_mul(c, weight) for c in Ch)
+        J = _sym_update(J, w, tuple(_mul(wj, weight) for wj in w))
+        eta = tuple(_add(e, _mul(wi, v * weight)) for e, wi in zip(eta, w))
+        b = tuple(_add(bi, _mul(Ki, v)) for bi, Ki in zip(b, K))
+        Phi = tuple(
+            tuple(_add(Phi[i][j], _neg(_mul(K[i], w[j]))) for j in range(s)) for i in range(s)
+        )
+        C = _sym_update(C, Ch, K, subtract=True)
+        return _dense((Phi, b, C, J, eta), zero), None
 
-    zeros = jnp.zeros((B, s, s), dtype)
-    init = (
-        jnp.broadcast_to(jnp.eye(s, dtype=dtype), (B, s, s)),
-        jnp.zeros((B, s), dtype),
-        zeros,
-        zeros,
-        jnp.zeros((B, s), dtype),
-    )
+    eye = tuple(tuple(one if i == j else zero for j in range(s)) for i in range(s))
+    zeros = tuple(tuple(zero for _ in range(s)) for _ in range(s))
+    init = (eye, (zero,) * s, zeros, zeros, (zero,) * s)
     summaries, _ = jax.lax.scan(step, init, (A, Q, y, noise, observed))
     return summaries
 
@@ -171,152 +279,227 @@ def _block_starts(P0, summaries):
     """Pass 2: the filtered ``(m, P)`` at the point before each block, ``(B, s)`` and ``(B, s, s)``."""
     s = P0.shape[0]
     eye = jnp.eye(s, dtype=P0.dtype)
+    Phi, b, C, J, eta = summaries
+    stacked = (
+        _stack_matrix(Phi),
+        jnp.stack(b, -1),
+        _stack_matrix(C),
+        _stack_matrix(J),
+        jnp.stack(eta, -1),
+    )
 
     def step(carry, summary):
         m, P = carry
         Phi, b, C, J, eta = summary
         # x₀ | block ~ N(M⁻¹(m + Pη), M⁻¹P), M = I + PJ (Särkkä & García-Fernández 2021, Lemma 8).
         solved = solve_small(eye + P @ J, jnp.concatenate([P, (m + P @ eta)[:, None]], 1))
-        P_post, m_post = _sym(solved[:, :s]), solved[:, s]
+        P_post, m_post = 0.5 * (solved[:, :s] + solved[:, :s].T), solved[:, s]
         m_next = Phi @ m_post + b
-        P_next = _sym(Phi @ P_post @ Phi.T + C)
-        return (m_next, P_next), (m, P)
+        P_next = Phi @ P_post @ Phi.T + C
+        return (m_next, 0.5 * (P_next + P_next.T)), (m, P)
 
     m0 = jnp.zeros((s,), P0.dtype)
-    _, starts = jax.lax.scan(step, (m0, P0), summaries)
+    _, starts = jax.lax.scan(step, (m0, P0), stacked)
     return starts
 
 
-def _filter_blocks(h, starts, A, Q, y, noise, observed, keep: bool):
-    """Pass 3: the Kalman filter in every block from its start; the terms, and residuals if ``keep``."""
+def _filter_blocks(h, pattern, starts, A, Q, y, noise, observed, keep: bool):
+    """Pass 3: the Kalman filter in every block from its start; the terms, and what reverse mode needs if ``keep``."""
+    s = len(h)
+    m0, P0 = starts
+    zero = jnp.zeros(y.shape[1:], y.dtype)
 
     def step(carry, inputs):
         m, P = carry
         Ak, Qk, yk, nk, ok = inputs
-        m_pred = _mv(Ak, m)
-        P_pred = _mm(_mm(Ak, P), _mT(Ak)) + Qk
-        Ph = P_pred @ h
-        S = Ph @ h + nk
+        Ak, Qk = _transition(pattern, Ak), _noise(pattern, Qk)
+        m_pred = _matvec(Ak, m)
+        P_pred = _sandwich(Ak, P, Qk)
+        Ph = _matvec(P_pred, h)
+        S = _h_dot(h, Ph) + nk
         weight = jnp.where(ok, 1.0 / S, 0.0)
-        v = yk - m_pred @ h
-        K = Ph * weight[:, None]
-        m_new = m_pred + K * v[:, None]
-        P_new = _sym(P_pred - _outer(K, Ph))
-        term = jnp.where(ok, -0.5 * (v * v / S + jnp.log(S) + LOG_2PI), 0.0)
-        out = (term, m, P, v, S, K) if keep else term
-        return (m_new, P_new), out
+        v = yk - _h_dot(h, m_pred)
+        K = tuple(_mul(p, weight) for p in Ph)
+        m_new = tuple(_add(mi, _mul(Ki, v)) for mi, Ki in zip(m_pred, K))
+        P_new = _sym_update(P_pred, Ph, K, subtract=True)
+        term = jnp.where(ok, -0.5 * (v * v * weight + jnp.log(S) + LOG_2PI), 0.0)
+        if keep:
+            upper = tuple(P[i][j] for i in range(s) for j in range(i, s))
+            out = (term, (m, upper, _dense(K, zero), v, weight))
+        else:
+            out = term
+        return _dense((m_new, P_new), zero), out
 
-    _, out = jax.lax.scan(step, starts, (A, Q, y, noise, observed))
+    init = (
+        tuple(m0[:, i] for i in range(s)),
+        tuple(tuple(P0[:, i, j] for j in range(s)) for i in range(s)),
+    )
+    _, out = jax.lax.scan(step, init, (A, Q, y, noise, observed))
     return out
 
 
-def _value(h, P0, A, Q, y, noise, observed, keep: bool):
-    # Materialise the inputs: XLA would otherwise fuse the computation of A and Q (with its
-    # transcendental functions) into each of their many elementwise uses and repeat it.
-    A, Q, y, noise = jax.lax.optimization_barrier((A, Q, y, noise))
-    n = y.shape[0]
-    T = block_length(n)
-    blocked = _blocked_inputs(A, Q, y, noise, observed, T)
-    starts = _block_starts(P0, _block_summaries(h, *blocked))
-    out = _filter_blocks(h, starts, *blocked, keep=keep)
+def _value(h, pattern, P0, A, Q, y, noise, observed, keep: bool):
+    summaries = _block_summaries(h, pattern, A, Q, y, noise, observed)
+    starts = _block_starts(P0, summaries)
+    out = _filter_blocks(h, pattern, starts, A, Q, y, noise, observed, keep)
     if not keep:
         return jnp.sum(out)
-    return jnp.sum(out[0]), tuple(_from_blocks(x, n) for x in out[1:])
+    return jnp.sum(out[0]), out[1]
 
 
-@jax.custom_vjp
-def log_likelihood_blocked(h, P0, A, Q, y, noise, observed):
-    """``log p(y)`` of the observed points (nats), by the blocked passes of the module docs.
-
-    Args:
-        h: observation row ``(s,)``.
-        P0: the prior covariance of the first state ``(s, s)``.
-        A, Q: transitions into each point ``(N, s, s)`` (``A_0 = I``, ``Q_0 = 0``).
-        y, noise: targets and noise variances ``(N,)``.
-        observed: bool ``(N,)``; unobserved points add nothing.
-    """
-    return _value(h, P0, A, Q, y, noise, observed, keep=False)
+def _log_likelihood_entries(h, pattern, P0, A, Q, y, noise, observed):
+    return _value(h, pattern, P0, A, Q, y, noise, observed, keep=False)
 
 
-def _forward(h, P0, A, Q, y, noise, observed):
-    value, residuals = _value(h, P0, A, Q, y, noise, observed, keep=True)
-    return value, (h, P0, A, Q, y, noise, observed, residuals)
+log_likelihood_entries = jax.custom_vjp(_log_likelihood_entries, nondiff_argnums=(0, 1))
+log_likelihood_entries.__doc__ = """``log p(y)`` of the observed points (nats), by the blocked passes of the module docs.
+
+Args:
+    h: the observation row, a tuple of ``s`` Python numbers (static).
+    pattern: ``s × s`` tuple of tuples of bools (static), symmetric: the entries of
+        ``A_k`` and ``Q_k`` that may be nonzero.
+    P0: the prior covariance of the first state ``(s, s)``.
+    A: the entries of the transitions in ``pattern`` (row-major), each ``(T, B)``
+        (point ``b T + t`` at ``[t, b]``; ``A_0 = I``).
+    Q: the upper-triangle entries of the process noise in ``pattern``, each ``(T, B)`` (``Q_0 = 0``).
+    y, noise: targets and noise variances ``(T, B)``.
+    observed: bool ``(T, B)``; unobserved points (and the padding) add nothing.
+"""
 
 
-def _backward(saved, g):
-    h, P0, A, Q, y, noise, observed, (m_prev, P_prev, v, S, K) = saved
-    A, Q = jax.lax.optimization_barrier((A, Q))
-    n, s = K.shape
-    dtype = K.dtype
-    eye = jnp.eye(s, dtype=dtype)
-    weight = jnp.where(observed, 1.0 / S, 0.0)
-    A_next = jnp.concatenate([A[1:], eye[None]])
-    Psi = _mm(A_next, eye - _outer(K, h))
-    c = (v * weight)[:, None] * h
-    T = block_length(n)
-    Psi_b, weight_b, c_b = (
-        _to_blocks(Psi, T, eye),
-        _to_blocks(weight, T, 0.0),
-        _to_blocks(c, T, 0.0),
+def _forward(h, pattern, P0, A, Q, y, noise, observed):
+    value, kept = _value(h, pattern, P0, A, Q, y, noise, observed, keep=True)
+    return value, (A, kept)
+
+
+def _adjoint_step(h, lp, Lp, K, v, weight):
+    """One step of the backward recursion (module docs): ``e, κ, λ, Λ`` from ``λ', Λ'``."""
+    e = v * weight - _total(_mul(Ki, li) for Ki, li in zip(K, lp))
+    u = _matvec(Lp, K)
+    kappa = _total(_mul(Ki, ui) for Ki, ui in zip(K, u))
+    lam = tuple(_add(li, _scaled(hi, e)) for li, hi in zip(lp, h))
+    diag = kappa + weight
+    Lam = _sym_from(
+        lambda i, j: _total(
+            [
+                Lp[i][j],
+                _neg(_scaled(h[i], u[j])),
+                _neg(_scaled(h[j], u[i])),
+                _scaled(h[i] * h[j], diag),
+            ]
+        ),
+        len(h),
     )
-    B = Psi_b.shape[1]
-    hh = _outer(h, h)
+    return e, kappa, lam, Lam
 
-    def within(carry, inputs):
-        lam, Lam, R = carry
-        Psi_k, w_k, c_k = inputs
-        lam = c_k + _mv(_mT(Psi_k), lam)
-        Lam = w_k[:, None, None] * hh + _mm(_mm(_mT(Psi_k), Lam), Psi_k)
-        R = _mm(R, Psi_k)
-        return (lam, Lam, R), (lam, Lam, R)
 
-    init = (
-        jnp.zeros((B, s), dtype),
-        jnp.zeros((B, s, s), dtype),
-        jnp.broadcast_to(eye, (B, s, s)),
+def _backward(h, pattern, saved, g):
+    A, (m_prev, P_upper, K, v, weight) = saved
+    s = len(h)
+    zero = jnp.zeros(v.shape[1:], v.dtype)
+    one = jnp.ones_like(zero)
+    A_pairs, Q_pairs = pattern_entries(pattern)
+
+    # Pass 1: each block's affine map (c, D, R), from the end of the block back to its start.
+    def block_map(carry, inputs):
+        c, D, R = carry
+        Ak, Kk, vk, wk = inputs
+        Ak = _transition(pattern, Ak)
+        _, _, lam, Lam = _adjoint_step(h, c, D, Kk, vk, wk)
+        At = _transpose(Ak)
+        c = _matvec(At, lam)
+        D = _sandwich(At, Lam)
+        RK = _matvec(R, Kk)
+        R = _matmul(
+            tuple(
+                tuple(_add(R[i][j], _neg(_scaled(h[j], RK[i]))) for j in range(s)) for i in range(s)
+            ),
+            Ak,
+        )
+        return _dense((c, D, R), zero), None
+
+    eye = tuple(tuple(one if i == j else zero for j in range(s)) for i in range(s))
+    zeros = tuple(tuple(zero for _ in range(s)) for _ in range(s))
+    (c, D, R), _ = jax.lax.scan(
+        block_map, ((zero,) * s, zeros, eye), (A, K, v, weight), reverse=True
     )
-    _, (lam0, Lam0, R) = jax.lax.scan(within, init, (Psi_b, weight_b, c_b), reverse=True)
 
-    # The values entering each block, from the last block back: λ at the next block's first point.
-    def across(carry, first):
-        lam_in, Lam_in = carry
-        lam0_1, Lam0_1, R_1 = first
-        lam = lam0_1 + _mv(_mT(R_1), lam_in)
-        Lam = Lam0_1 + _mT(R_1) @ Lam_in @ R_1
-        return (lam, Lam), (lam_in, Lam_in)
+    # Pass 2: (λ', Λ') entering each block from the right, from the last block back.
+    def across(carry, block):
+        lp, Lp = carry
+        c_b, D_b, R_b = block
+        return (c_b + R_b.T @ lp, D_b + R_b.T @ Lp @ R_b), (lp, Lp)
 
-    _, (lam_in, Lam_in) = jax.lax.scan(
+    dtype = v.dtype
+    _, (lp_in, Lp_in) = jax.lax.scan(
         across,
         (jnp.zeros((s,), dtype), jnp.zeros((s, s), dtype)),
-        (lam0[0], Lam0[0], R[0]),
+        (jnp.stack(c, -1), _stack_matrix(D), _stack_matrix(R)),
         reverse=True,
     )
-    lam = _from_blocks(lam0 + jnp.einsum("tbji,bj->tbi", R, lam_in), n)
-    Lam = _from_blocks(Lam0 + _mm(_mm(_mT(R), Lam_in[None]), R), n)
 
-    # Cotangents (module docs).
-    G = 0.5 * (_outer(lam, lam) - Lam)
-    AP = _mm(A, P_prev)
-    dA = _outer(lam, m_prev) + 2.0 * _mm(G, AP)
-    dQ = G
-    dP0 = A[0].T @ G[0] @ A[0]
-    lam_next = jnp.concatenate([lam[1:], jnp.zeros((1, s), dtype)])
-    Lam_next = jnp.concatenate([Lam[1:], jnp.zeros((1, s, s), dtype)])
-    lam_filt = _mv(_mT(A_next), lam_next)  # λ'_k
-    Lam_filt = _mm(_mm(_mT(A_next), Lam_next), A_next)  # Λ'_k
-    e = jnp.where(observed, v * weight - jnp.sum(K * lam_filt, -1), 0.0)
-    KLK = jnp.einsum("ni,nij,nj->n", K, Lam_filt, K)
-    dnoise = jnp.where(observed, 0.5 * (e * e - weight - KLK), 0.0)
-    dy = -e
-    # Fisher's identity for h, with the smoothed moments.
-    m_pred = _mv(A, m_prev)
-    P_pred = _mm(AP, _mT(A)) + Q
-    m_s = m_pred + _mv(P_pred, lam)
-    P_s = P_pred - _mm(_mm(P_pred, Lam), P_pred)
-    inv_noise = jnp.where(observed, 1.0 / noise, 0.0)
-    r = (y - m_s @ h) * inv_noise
-    dh = jnp.sum(r[:, None] * m_s, 0) - jnp.einsum("n,nij,j->i", inv_noise, P_s, h)
-    return tuple(g * x for x in (dh, dP0, dA, dQ, dy, dnoise)) + (None,)
+    # Pass 3: the recursion in every block from its entering value, with the cotangents.
+    def adjoint(carry, inputs):
+        lp, Lp = carry
+        Ak, mk, Pk, Kk, vk, wk = inputs
+        Ak = _transition(pattern, Ak)
+        P_prev = _noise(tuple(tuple(True for _ in range(s)) for _ in range(s)), Pk)
+        e, kappa, lam, Lam = _adjoint_step(h, lp, Lp, Kk, vk, wk)
+        dnoise = 0.5 * (e * e - wk - kappa)
+        G = _sym_from(lambda i, j: 0.5 * (lam[i] * lam[j] - Lam[i][j]), s)
+        GA = _matmul(G, Ak)
+        GAP = _matmul(GA, P_prev)
+        dA = tuple(lam[i] * mk[j] + 2.0 * GAP[i][j] for i, j in A_pairs)
+        dQ = tuple(G[i][j] if i == j else 2.0 * G[i][j] for i, j in Q_pairs)
+        At = _transpose(Ak)
+        lp = _matvec(At, lam)
+        Lp = _sandwich(At, Lam)
+        return _dense((lp, Lp), zero), (dA, dQ, -e, dnoise)
+
+    init = (
+        tuple(lp_in[:, i] for i in range(s)),
+        tuple(tuple(Lp_in[:, i, j] for j in range(s)) for i in range(s)),
+    )
+    (lp0, Lp0), (dA, dQ, dy, dnoise) = jax.lax.scan(
+        adjoint, init, (A, m_prev, P_upper, K, v, weight), reverse=True
+    )
+    # ∂/∂P₀ = A_0ᵀ G_0 A_0 = ½(λ'λ'ᵀ - Λ') before the first point (block 0).
+    dP0 = jnp.stack(
+        [
+            jnp.stack([0.5 * (lp0[i][0] * lp0[j][0] - Lp0[i][j][0]) for j in range(s)])
+            for i in range(s)
+        ]
+    )
+    scale = lambda xs: tuple(g * x for x in xs)  # noqa: E731
+    return g * dP0, scale(dA), scale(dQ), g * dy, g * dnoise, None
 
 
-log_likelihood_blocked.defvjp(_forward, _backward)
+log_likelihood_entries.defvjp(_forward, _backward)
+
+
+# ------------------------------------------------------------------ dense interface
+def log_likelihood_blocked(h, P0, A, Q, y, noise, observed):
+    """:func:`log_likelihood_entries` for dense inputs: ``A``, ``Q`` ``(N, s, s)``, ``y``, ``noise``, ``observed`` ``(N,)``.
+
+    ``h`` must be concrete (it becomes static numbers); ``A`` and ``Q`` are
+    taken as dense (every entry may be nonzero), ``Q`` by its upper triangle.
+    """
+    h = tuple(float(x) for x in np.asarray(h))
+    s = len(h)
+    n = y.shape[0]
+    T = block_length(n)
+    pattern = tuple(tuple(True for _ in range(s)) for _ in range(s))
+    A_pairs, Q_pairs = pattern_entries(pattern)
+    eye = np.eye(s)
+    A_b = tuple(to_blocks(A[:, i, j], T, eye[i, j]) for i, j in A_pairs)
+    Q_b = tuple(to_blocks(Q[:, i, j], T, 0.0) for i, j in Q_pairs)
+    return log_likelihood_entries(
+        h,
+        pattern,
+        P0,
+        A_b,
+        Q_b,
+        to_blocks(y, T, 0.0),
+        to_blocks(noise, T, 1.0),
+        to_blocks(observed, T, False),
+    )

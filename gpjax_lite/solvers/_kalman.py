@@ -164,7 +164,11 @@ def filter_grid(h, P0, A, Q, y, noise, observed, parallel: bool):
 
 
 def log_likelihood(h, P0, A, Q, y, noise, observed, parallel: bool) -> Float[Array, ""]:
-    """``log p(y)`` of the observed points (nats)."""
+    """``log p(y)`` of the observed points (nats); ``h`` concrete unless ``parallel``.
+
+    The solver itself calls :func:`~gpjax_lite.solvers._blocked.log_likelihood_entries`
+    for ``parallel=False``, with the transitions formed entry by entry.
+    """
     if parallel:
         return jnp.sum(filter_parallel(h, P0, A, Q, y, noise, observed)[2])
     return log_likelihood_blocked(h, P0, A, Q, y, noise, observed)

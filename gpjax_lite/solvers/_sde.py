@@ -62,7 +62,7 @@ from .._module import Module
 from ..kernels.combinations import Product, Scaled, Sum
 from ..kernels.constant import Constant
 from ..kernels.periodic import Cosine
-from ..kernels.sho import SHO, damped_cos_sinc_one_sign
+from ..kernels.sho import SERIES_RADIUS, SHO, damped_cos_sinc_one_sign
 from ..kernels.stationary import Matern12, Matern32, Matern52
 
 #: The kernel classes :class:`~gpjax_lite.solvers.StateSpace` supports.
@@ -469,3 +469,140 @@ def discretise(sde: SDE, dt: Float[Array, " n"]):
         dt: non-negative steps ``Δt``, shape ``(n,)``, in the units of the inputs.
     """
     return _discretise(sde, dt)
+
+
+def _terms(sde: SDE, scale=None):
+    """The independent terms of a sum (nested sums and scalings flattened), each with its scale."""
+    if isinstance(sde, SumSDE):
+        return [term for part in sde.parts for term in _terms(part, scale)]
+    if isinstance(sde, ScaledSDE):
+        return _terms(sde.sde, sde.scale if scale is None else scale * sde.scale)
+    return [(sde, scale)]
+
+
+# Taylor coefficients of S'(z), S(z) = Σ (-z)^k / (2k + 1)!: Σ_j (j + 1)(-z)^j (-1) / (2j + 3)!.
+_SINC_DERIVATIVE_COEFFICIENTS = tuple(
+    (-1) ** (j + 1) * (j + 1) / math.factorial(2 * j + 3) for j in range(6)
+)
+
+
+@jax.custom_vjp
+def _damped_pair(a, b, dt, oscillating):
+    """``c = e^{-aΔt} C(bΔt²)`` and ``s = Δt e^{-aΔt} S(bΔt²)`` (``C``, ``S`` as in the SHO kernel).
+
+    For ``b = ω_d²`` these are ``e^{-aΔt} cos(ω_d Δt)`` and ``e^{-aΔt} sin(ω_d Δt) / ω_d``,
+    continued through ``b = 0``. ``a``, ``b`` broadcast with ``dt``; ``oscillating``
+    (a bool scalar) is the sign of ``b`` (one branch is evaluated).
+
+    Reverse mode in closed form (``C' = -S/2``, ``S' = (C - S)/(2z)``)::
+
+        ∂c/∂a = -Δt c,   ∂s/∂a = -Δt s,   ∂c/∂b = -Δt s / 2,   ∂s/∂b = Δt³ e^{-aΔt} S'(bΔt²),
+        ∂c/∂Δt = -a c - b s,   ∂s/∂Δt = c - a s,
+
+    with ``S'`` by its Taylor series near ``z = 0``.
+    """
+    return _damped_pair_forward(a, b, dt, oscillating)[0]
+
+
+def _damped_pair_forward(a, b, dt, oscillating):
+    shapes = (a, b, dt)
+    a, b, dt = jnp.broadcast_arrays(a, b, dt)
+    z = b * dt * dt
+    cos, sinc = damped_cos_sinc_one_sign(z, a * dt, oscillating)
+    # Materialised once: XLA would otherwise repeat the transcendental functions in every use.
+    cos, sinc = jax.lax.optimization_barrier((cos, sinc))
+    return (cos, dt * sinc), (shapes, a, b, dt, z, cos, sinc)
+
+
+def _sum_to(x, like):
+    """``x`` summed over the dimensions that ``like`` was broadcast along."""
+    lead = x.ndim - like.ndim
+    x = jnp.sum(x, axis=tuple(range(lead))) if lead else x
+    axes = tuple(i for i, size in enumerate(like.shape) if size == 1 and x.shape[i] != 1)
+    return jnp.sum(x, axis=axes, keepdims=True) if axes else x
+
+
+def _damped_pair_backward(saved, cotangents):
+    shapes, a, b, dt, z, cos, sinc = saved
+    c_bar, s_bar = cotangents
+    s = dt * sinc
+    small = jnp.abs(z) < SERIES_RADIUS
+    z_far = jnp.where(small, 1.0, z)
+    series = jnp.exp(-a * dt) * _horner(_SINC_DERIVATIVE_COEFFICIENTS, jnp.where(small, z, 0.0))
+    damped_derivative = jnp.where(small, series, (cos - sinc) / (2.0 * z_far))
+    a_bar = -dt * (c_bar * cos + s_bar * s)
+    b_bar = -0.5 * dt * s * c_bar + dt**3 * damped_derivative * s_bar
+    dt_bar = c_bar * (-a * cos - b * s) + s_bar * (cos - a * s)
+    bars = (a_bar, b_bar, dt_bar)
+    return tuple(_sum_to(bar, like).astype(like.dtype) for bar, like in zip(bars, shapes)) + (None,)
+
+
+_damped_pair.defvjp(_damped_pair_forward, _damped_pair_backward)
+
+
+def _horner(coefficients, z):
+    value = coefficients[-1]
+    for c in reversed(coefficients[:-1]):
+        value = value * z + c
+    return value
+
+
+def _sho_entries(sde: SHOSDE, dt, scale):
+    """The SHO's ``A`` (4 entries) and ``Q`` (upper 3) entrywise: ``A = c I + s M`` (class docs)."""
+    w, q = sde.omega, sde.quality
+    a = w / (2.0 * q)
+    b = w**2 * (1.0 - 0.25 / q**2)
+    c, s = _damped_pair(a, b, dt, q >= 0.5)
+    A = ((c + a * s, s), (-(w**2) * s, c - a * s))
+    p0 = sde.variance if scale is None else scale * sde.variance
+    p1 = w**2 * p0
+    # Q = P∞ - A P∞ Aᵀ with P∞ = diag(p0, p1).
+    Q = (
+        p0 - (A[0][0] ** 2 * p0 + A[0][1] ** 2 * p1),
+        -(A[0][0] * A[1][0] * p0 + A[0][1] * A[1][1] * p1),
+        p1 - (A[1][0] ** 2 * p0 + A[1][1] ** 2 * p1),
+    )
+    return A, Q
+
+
+def discretise_entries(sde: SDE, dt: Float[Array, "*shape"]):
+    """:func:`discretise` as a sparsity pattern and the entries in it, each of ``dt``'s shape.
+
+    A sum of kernels has block-diagonal ``A`` and ``Q`` (one block per term);
+    only the entries inside the blocks are formed.
+
+    Returns:
+        ``(pattern, A, Q)``: ``pattern`` an ``s × s`` tuple of tuples of bools
+        (static), ``A`` the entries of ``exp(F Δt)`` in the pattern (row-major) and
+        ``Q`` the upper-triangle entries of ``P∞ - A P∞ Aᵀ`` in it, in the order of
+        :func:`gpjax_lite.solvers._blocked.pattern_entries`.
+    """
+    from ._blocked import pattern_entries
+
+    flat = dt.reshape(-1)
+    terms = _terms(sde)
+    s = sum(term.state_dim for term, _ in terms)
+    pattern = [[False] * s for _ in range(s)]
+    A_at, Q_at = {}, {}
+    offset = 0
+    for term, scale in terms:
+        if isinstance(term, SHOSDE):  # closed forms entry by entry, with a closed-form VJP
+            A, (q00, q01, q11) = _sho_entries(term, dt, scale)
+            Q = ((q00, q01), (q01, q11))
+        else:
+            A_dense, Q_dense = _discretise(term, flat)
+            if scale is not None:
+                Q_dense = scale * Q_dense
+            size = A_dense.shape[-1]
+            A = [[A_dense[:, i, j].reshape(dt.shape) for j in range(size)] for i in range(size)]
+            Q = [[Q_dense[:, i, j].reshape(dt.shape) for j in range(size)] for i in range(size)]
+        size = len(A)
+        for i in range(size):
+            for j in range(size):
+                pattern[offset + i][offset + j] = True
+                A_at[offset + i, offset + j] = A[i][j]
+                Q_at[offset + i, offset + j] = Q[i][j]
+        offset += size
+    pattern = tuple(tuple(row) for row in pattern)
+    A_pairs, Q_pairs = pattern_entries(pattern)
+    return pattern, tuple(A_at[p] for p in A_pairs), tuple(Q_at[p] for p in Q_pairs)

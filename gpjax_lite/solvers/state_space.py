@@ -32,13 +32,14 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._checks import all_finite
 from ..distributions import MultivariateNormal, check_num_samples
 from ..linalg import default_jitter, solve_small
-from . import _kalman
-from ._sde import SDE, discretise, to_sde
+from . import _blocked, _kalman
+from ._sde import SDE, discretise, discretise_entries, to_sde
 from .base import Solver, SolverState
 
 
@@ -84,10 +85,29 @@ class _Grid(eqx.Module):
         return A, Q, m, P, log_lik
 
     def log_likelihood(self, sde: SDE, parallel: bool):
-        A, Q = discretise(sde, _steps(self.times))
-        h, P0 = sde.observation(), sde.stationary_covariance()
-        return _kalman.log_likelihood(
-            h, P0, A, Q, self.residual, self.noise, self.observed, parallel
+        if parallel:
+            A, Q = discretise(sde, _steps(self.times))
+            h, P0 = sde.observation(), sde.stationary_covariance()
+            return _kalman.log_likelihood(
+                h, P0, A, Q, self.residual, self.noise, self.observed, parallel
+            )
+        # The blocked filter (see _blocked): every per-point array in the (T, B) layout,
+        # the transitions formed there directly, entry by entry.
+        n = self.times.shape[0]
+        T = _blocked.block_length(n)
+        dt = _blocked.to_blocks(_steps(self.times), T, 0.0)  # Δt = 0 pads: A = I, Q = 0
+        pattern, A, Q = discretise_entries(sde, dt)
+        with jax.ensure_compile_time_eval():  # h is a constant selector for every kernel
+            h = tuple(float(x) for x in np.asarray(sde.observation()))
+        return _blocked.log_likelihood_entries(
+            h,
+            pattern,
+            sde.stationary_covariance(),
+            A,
+            Q,
+            _blocked.to_blocks(self.residual, T, 0.0),
+            _blocked.to_blocks(self.noise, T, 1.0),
+            _blocked.to_blocks(self.observed, T, False),
         )
 
 

@@ -3,8 +3,9 @@
 References: the sequential filter (``_kalman.log_likelihood_sequential``, itself
 checked against the dense solver in test_state_space.py) and JAX's autodiff of
 it; finite differences of the blocked value itself. Every cotangent of the
-custom VJP (``h``, ``P0``, ``A``, ``Q``, ``y``, ``noise``) is compared on its
-own, at 1e-9 relative to its largest entry, so a wrong or missing term fails.
+custom VJP (``P0``, ``A``, ``Q``, ``y``, ``noise``; ``h`` is a static selector) is
+compared on its own, at 1e-9 relative to its largest entry, so a wrong or
+missing term fails.
 """
 
 import jax
@@ -46,12 +47,13 @@ def _sym(x):
 
 
 def _gradients(fn, args, observed):
-    grads = jax.grad(lambda *a: fn(*a, observed), argnums=tuple(range(6)))(*args)
+    h = args[0]
+    grads = jax.grad(lambda *a: fn(h, *a, observed), argnums=tuple(range(5)))(*args[1:])
     # Q and P0 enter as symmetric matrices: compare the symmetric parts.
     return [_sym(g) if name in ("P0", "Q") else g for name, g in zip(NAMES, grads)]
 
 
-NAMES = ("h", "P0", "A", "Q", "y", "noise")
+NAMES = ("P0", "A", "Q", "y", "noise")
 
 
 def _assert_close(new, ref, rtol):
@@ -75,13 +77,14 @@ def test_the_comparison_catches_a_wrong_adjoint(monkeypatch):
     """A perturbed backward pass (one term off by 1e-6 relative) fails the comparison above."""
     args, observed = _problem(50)
     ref = _gradients(_kalman.log_likelihood_sequential, args, observed)
-    original = _blocked._outer
+    original = _blocked._adjoint_step
 
-    def outer_slightly_wrong(a, b):
-        return original(a, b) * (1.0 + 1e-6)
+    def step_slightly_wrong(*step_args):
+        e, kappa, lam, Lam = original(*step_args)
+        return e * (1.0 + 1e-6), kappa, lam, Lam
 
-    # _outer builds J, the gains' corrections and λλᵀ: the value path and the adjoint both change.
-    monkeypatch.setattr(_blocked, "_outer", outer_slightly_wrong)
+    # e gives ∂/∂y and ∂/∂σ²: only the adjoint changes.
+    monkeypatch.setattr(_blocked, "_adjoint_step", step_slightly_wrong)
     wrong = _gradients(_blocked.log_likelihood_blocked, args, observed)
     with pytest.raises(AssertionError):
         _assert_close(wrong, ref, 1e-9)
@@ -93,9 +96,7 @@ def test_gradient_equals_finite_differences_of_the_value():
     grads = _gradients(_blocked.log_likelihood_blocked, args, observed)
     rng = np.random.default_rng(1)
     eps = 1e-6
-    for index, name in enumerate(NAMES):
-        if name == "h":
-            continue  # h is a 0/1 selector for every supported kernel; covered by autodiff above
+    for index, name in enumerate(NAMES, start=1):
         direction = jnp.asarray(rng.normal(size=args[index].shape))
         if name in ("P0", "Q"):
             direction = _sym(direction)
@@ -106,7 +107,7 @@ def test_gradient_equals_finite_differences_of_the_value():
             return _blocked.log_likelihood_blocked(*moved, observed)
 
         fd = (at(eps) - at(-eps)) / (2 * eps)
-        analytic = jnp.sum(grads[index] * direction)
+        analytic = jnp.sum(grads[index - 1] * direction)
         np.testing.assert_allclose(analytic, fd, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
@@ -121,8 +122,6 @@ def test_float32_value_and_gradient_close_to_float64():
     g32 = _gradients(_blocked.log_likelihood_blocked, args32, observed)
     for name, a, b in zip(NAMES, g32, g64):
         assert a.dtype == jnp.float32, name
-        if name == "h":
-            continue
         np.testing.assert_allclose(
             a, b, rtol=0, atol=2e-3 * float(jnp.max(jnp.abs(b))), err_msg=name
         )
