@@ -79,6 +79,7 @@ from .lbfgs import LBFGSState, lbfgs
 from .parameters import (
     cast_weak_leaves,
     check_hyperparameters,
+    flat_from_unconstrained,
     from_unconstrained,
     to_unconstrained,
     trainable_mask,
@@ -759,12 +760,18 @@ def minimise(
         # The optimizer sees the trainable leaves as one flat vector: every update
         # (a where, a dot product, the L-BFGS memory) is then one array operation
         # instead of one per leaf, which keeps the compiled loop small.
-        _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda leaf: leaf[0], tree_starts))
+        first = jax.tree_util.tree_map(lambda leaf: leaf[0], tree_starts)
+        _, unravel = ravel_pytree(first)
         starts = jax.vmap(lambda tree: ravel_pytree(tree)[0])(tree_starts)
+        # The map back to natural values, too, is one array operation on the flat
+        # vector (exp of the positive entries), not one per leaf.
+        inverse, rest = flat_from_unconstrained(
+            eqx.combine(first, static_arrays, static_rest), mask
+        )
 
         def to_model(params):
-            tree = unravel(params)
-            return from_unconstrained(eqx.combine(tree, static_arrays, static_rest), mask)
+            tree = unravel(inverse(params))
+            return from_unconstrained(eqx.combine(tree, static_arrays, static_rest), rest)
 
         keys = None if key is None else jax.random.split(key, num_steps)
         loop = _Loop(

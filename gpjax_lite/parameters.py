@@ -450,3 +450,46 @@ def from_unconstrained(model, mask):
     return jax.tree_util.tree_map(
         lambda c, x, t: c.from_unconstrained(x) if t else x, constraints(model), model, mask
     )
+
+
+def flat_from_unconstrained(model, mask):
+    """:func:`from_unconstrained` for the trainable leaves flattened into one vector.
+
+    For a ``model`` whose trainable leaves (``mask``) would be flattened by
+    ``jax.flatten_util.ravel_pytree``, returns ``(inverse, rest)``:
+
+    * ``inverse(u)``, the elementwise inverse map on that flat vector:
+      ``exp(clip(u, -b, b))`` at the entries of :class:`Positive` leaves (with
+      each leaf's own dtype bound ``b``, :meth:`Positive.bounds`), ``u``
+      itself elsewhere. The same numbers as :class:`Positive`'s map leaf by
+      leaf, as one array operation (and one in the gradient) instead of one
+      per leaf, which keeps a compiled fit small.
+    * ``rest``: the mask of the trainable leaves whose constraint is not
+      elementwise (e.g. a Cholesky factor): apply :func:`from_unconstrained`
+      with it after unflattening.
+    """
+    tags = jax.tree_util.tree_leaves(eqx.filter(constraints(model), mask))
+    leaves = jax.tree_util.tree_leaves(eqx.filter(model, mask))
+    positive, lower, upper = [], [], []
+    for tag, leaf in zip(tags, leaves):
+        size = int(np.size(leaf))
+        low, high = Positive.bounds(jnp.result_type(leaf)) if tag is Positive else (0.0, 0.0)
+        positive.append(np.full(size, tag is Positive))
+        lower.append(np.full(size, low))
+        upper.append(np.full(size, high))
+    positive = np.concatenate(positive) if positive else np.zeros(0, bool)
+    lower = np.concatenate(lower) if lower else np.zeros(0)
+    upper = np.concatenate(upper) if upper else np.zeros(0)
+
+    def inverse(u):
+        if not positive.any():
+            return u
+        dtype = jnp.result_type(u)
+        bounded = jnp.clip(u, lower.astype(dtype), upper.astype(dtype))
+        return jnp.where(positive, jnp.exp(bounded), u)
+
+    elementwise = (Positive, Identity)
+    rest = jax.tree_util.tree_map(
+        lambda tag, trainable: trainable and tag not in elementwise, constraints(model), mask
+    )
+    return inverse, rest
