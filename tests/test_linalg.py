@@ -29,6 +29,7 @@ from gpjax_lite.linalg import (
     cholesky,
     default_jitter,
     gaussian_log_density,
+    noisy_gaussian_log_density,
     solve_lower,
     solve_small,
 )
@@ -146,6 +147,38 @@ def test_gaussian_log_density_jvp_matches_finite_differences():
     alpha = Kinv @ r
     closed = 0.5 * (alpha @ dK @ alpha - np.trace(Kinv @ dK)) - alpha @ dr
     np.testing.assert_allclose(float(tangent), closed, rtol=1e-10)
+
+
+@pytest.mark.x64  # central differences, h = 1e-5: float32 round-off (eps32/h ~ 1e-2) swamps them
+def test_noisy_gaussian_log_density_is_the_density_of_k_plus_noise():
+    n = 7
+    K, r = spd(n, seed=11, ridge=0.1), np.random.default_rng(12).normal(size=n)
+    noise = np.random.default_rng(13).uniform(0.1, 0.5, size=n)
+    dK, dnoise, dr = sym(n, seed=14), np.random.default_rng(15).normal(size=n), np.ones(n)
+    value = noisy_gaussian_log_density(jnp.asarray(K), jnp.asarray(noise), jnp.asarray(r))
+    expected = scipy.stats.multivariate_normal(np.zeros(n), K + np.diag(noise)).logpdf(r)
+    np.testing.assert_allclose(float(value), expected, rtol=1e-12)
+    # The tangent in all three arguments, noise included (the closed form of the
+    # docstring), against central differences and against the JVP of
+    # gaussian_log_density(K + diag(noise), r).
+    primals = tuple(map(jnp.asarray, (K, noise, r)))
+    tangents = tuple(map(jnp.asarray, (dK, dnoise, dr)))
+    _, tangent = jax.jvp(noisy_gaussian_log_density, primals, tangents)
+    f = lambda t: float(  # noqa: E731
+        noisy_gaussian_log_density(*(p + t * d for p, d in zip(primals, tangents)))
+    )
+    np.testing.assert_allclose(float(tangent), _fd(f, 1e-5), rtol=1e-7)
+    dense = lambda K, noise, r: gaussian_log_density(K + jnp.diag(noise), r)  # noqa: E731
+    _, expected_tangent = jax.jvp(dense, primals, tangents)
+    np.testing.assert_allclose(float(tangent), float(expected_tangent), rtol=1e-10)
+    # Reverse mode and second order (a Hessian differentiates the rule itself).
+    grads = jax.grad(noisy_gaussian_log_density, argnums=(0, 1, 2))(*primals)
+    for g, e in zip(grads, jax.grad(dense, argnums=(0, 1, 2))(*primals)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-10, atol=1e-12)
+    H = jax.hessian(noisy_gaussian_log_density, argnums=1)(*primals)
+    np.testing.assert_allclose(
+        np.asarray(H), np.asarray(jax.hessian(dense, argnums=1)(*primals)), rtol=1e-9
+    )
 
 
 def _param_K(theta):

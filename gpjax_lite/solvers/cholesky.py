@@ -8,7 +8,7 @@ With ``L Lᵀ = K + Σ`` and ``r = y - m(X)``:
                = -½ |L⁻¹r|² - Σ log diag L - n/2 log 2π,
 
   differentiated in closed form (R&W eq. 5.9; see
-  :func:`gpjax_lite.linalg.gaussian_log_density`), no jitter;
+  :func:`gpjax_lite.linalg.noisy_gaussian_log_density`), no jitter;
 * posterior at ``m`` test inputs, with ``K* = k(X, X*)`` ``(n, m)``,
   ``α = (K + Σ)⁻¹ r`` and ``V = L⁻¹ K*`` (R&W Alg. 2.1)::
 
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..distributions import MultivariateNormal
-from ..linalg import cho_solve, cholesky, gaussian_log_density, solve_lower
+from ..linalg import cho_solve, cholesky, noisy_gaussian_log_density, solve_lower
 from .base import Solver, SolverState, _sum_gaussian_log_densities
 
 #: Test points per block in :meth:`CholeskyState.predict`: memory is
@@ -108,8 +108,7 @@ class Cholesky(Solver):
     """
 
     def log_marginal_likelihood(self, kernel, X, noise, residual):
-        K = kernel.gram(X)
-        return gaussian_log_density(K + jnp.diag(noise.astype(K.dtype)), residual)
+        return noisy_gaussian_log_density(kernel.gram(X), noise, residual)
 
     def condition(self, kernel, X, noise, residual):
         K = kernel.gram(X)
