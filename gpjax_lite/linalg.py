@@ -367,8 +367,9 @@ def _noisy_gaussian_log_density_jvp(primals, tangents):
 
 
 def _add_to_diagonal(K, d):
-    """``K + diag(d)``."""
-    return K + jnp.diag(d.astype(K.dtype))
+    """``K + diag(d)``, as an update of the diagonal in place (no ``n × n`` mask)."""
+    i = jnp.arange(K.shape[-1])
+    return K.at[i, i].add(d.astype(K.dtype))
 
 
 def _diagonal(A):
