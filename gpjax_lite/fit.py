@@ -523,13 +523,15 @@ class _Loop(eqx.Module):
             # The line search stores the value in the dtype of the parameters, which
             # may differ from the loss's (float32 data, float64 hyperparameters).
             self.loss = lambda params, key: loss(params, key).astype(stored.dtype)
+            self.dtype = stored.dtype
         else:
             self.loss = loss
+            # (Traces the loss once more; with a line search its dtype is known.)
+            self.dtype = jax.eval_shape(self.loss, first, key).dtype
         self.optimizer = tx
         self.num_steps = num_steps
         self.stochastic = stochastic
         self.sequential = sequential
-        self.dtype = jax.eval_shape(self.loss, first, key).dtype
         self.report = report
 
     # ------------------------------------------------------------------ one start
