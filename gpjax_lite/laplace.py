@@ -67,7 +67,7 @@ from ._module import Module
 from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .likelihoods import Likelihood, StudentT
-from .linalg import cho_solve, half_log_det, raise_if_not_finite, solve_lower
+from .linalg import _add_to_diagonal, cho_solve, half_log_det, raise_if_not_finite, solve_lower
 from .means import Zero
 from .posterior import AbstractPosterior
 
@@ -106,11 +106,17 @@ def _sqrt_W(second):
     return jnp.sqrt(jnp.maximum(-second, jnp.finfo(second.dtype).tiny))
 
 
+def _B(K, sqrt_W):
+    """``B = I + W^½ K W^½``, the identity added by an update of the diagonal in place
+    (no ``n × n`` identity matrix in the compiled program)."""
+    return _add_to_diagonal(sqrt_W[:, None] * K * sqrt_W[None, :], jnp.ones_like(sqrt_W))
+
+
 def _newton_pieces(K, m, y, likelihood, f):
     """``∇ log p``, ``W^½`` and the factor ``L`` of ``B = I + W^½ K W^½`` at ``f``."""
     first, second = likelihood.log_prob_derivatives(f, y)
     sqrt_W = _sqrt_W(second)
-    B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
+    B = _B(K, sqrt_W)
     L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
     return first, sqrt_W, L
 
@@ -225,7 +231,7 @@ def _laplace_log_marginal_likelihood(K, m, y, likelihood):
     f, a = _mode(K, m, y, likelihood)
     _, second = likelihood.log_prob_derivatives(f, y)
     sqrt_W = _sqrt_W(second)
-    B = jnp.eye(K.shape[0], dtype=K.dtype) + sqrt_W[:, None] * K * sqrt_W[None, :]
+    B = _B(K, sqrt_W)
     log_det_B_half = half_log_det(B)
     # (f̂ - m)ᵀK⁻¹(f̂ - m) = aᵀ(f̂ - m) with Newton's own a (no solve with K): the
     # value Ψ(a) is stationary in a, so a small error in the mode barely moves it.
