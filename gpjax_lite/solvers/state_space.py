@@ -139,6 +139,7 @@ class StateSpace(Solver):
             accelerators, with the same numbers. A static setting.
 
     Raises:
+        TypeError: ``parallel`` that is not a bool (at construction).
         TypeError: (when used) for a kernel without a state-space form here,
             naming it and the supported set.
         ValueError: (when used) for inputs with more than one column, naming
@@ -153,6 +154,14 @@ class StateSpace(Solver):
     """
 
     parallel: bool = eqx.field(default=False, static=True)
+
+    def __check_init__(self):
+        # A truthy string ("no") would otherwise silently select the parallel path.
+        if not isinstance(self.parallel, bool):
+            raise TypeError(
+                f"`parallel` must be True or False, got {type(self.parallel).__name__} "
+                f"{self.parallel!r}."
+            )
 
     def check_inputs(self, kernel, X, name):
         to_sde(kernel)  # TypeError for an unsupported kernel, before any work

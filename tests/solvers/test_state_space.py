@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import naming
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -306,6 +307,13 @@ def test_unsupported_kernel_raises_type_error_naming_it(kernel):
     ):
         with pytest.raises(TypeError, match=name):
             call()
+
+
+@pytest.mark.parametrize("value", ["no", 0.5, 1, None])
+def test_parallel_must_be_a_bool(value):
+    # "no" is truthy: without the check it would silently select the parallel path.
+    with pytest.raises(TypeError, match=naming("parallel")):
+        solvers.StateSpace(parallel=value)
 
 
 def test_several_columns_raise_value_error_naming_the_argument():
