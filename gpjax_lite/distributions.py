@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real, UInt32
 
 from ._checks import as_real_array, check_finite, check_jitter
 from ._module import Module
-from .linalg import add_jitter, cholesky, default_jitter, gaussian_log_density, raise_if_not_finite
+from .linalg import add_jitter, cholesky, gaussian_log_density, raise_if_not_finite
 
 
 def check_num_samples(num_samples) -> int:
@@ -110,12 +110,7 @@ class MultivariateNormal(Module):
                 not positive definite.
         """
         num_samples = check_num_samples(num_samples)
-        C = self.covariance()
-        if self.jitter_scale is None:
-            C = add_jitter(C, self.jitter)
-        else:
-            jitter = default_jitter(C.dtype) if self.jitter is None else self.jitter
-            C = C + (jitter * self.jitter_scale) * jnp.eye(C.shape[0], dtype=C.dtype)
+        C = add_jitter(self.covariance(), self.jitter, scale=self.jitter_scale)
         L = cholesky(C, what="the covariance plus jitter (for sampling)")
         eps = jax.random.normal(key, (num_samples, self.mean.shape[0]), dtype=L.dtype)
         return self.mean + eps @ L.T

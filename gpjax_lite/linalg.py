@@ -49,13 +49,18 @@ def default_jitter(dtype) -> float:
 
 
 def add_jitter(
-    K: Float[Array, "n n"], jitter: float | int | np.floating | np.integer | None = None
+    K: Float[Array, "n n"],
+    jitter: float | int | np.floating | np.integer | None = None,
+    *,
+    scale: Float[Array, ""] | float | None = None,
 ) -> Float[Array, "n n"]:
-    """``K + jitter · mean(diag K) · I``; ``jitter=None`` picks :func:`default_jitter`."""
+    """``K + jitter · scale · I``; ``jitter=None`` picks :func:`default_jitter`,
+    ``scale=None`` is ``mean(diag K)``."""
     if jitter is None:
         jitter = default_jitter(K.dtype)
-    scale = jnp.mean(jnp.diagonal(K))
-    return K + (jitter * scale) * jnp.eye(K.shape[0], dtype=K.dtype)
+    if scale is None:
+        scale = jnp.mean(jnp.diagonal(K))
+    return _add_to_diagonal(K, jitter * scale)
 
 
 def cholesky(K: Float[Array, "n n"], *, what: str = "the covariance matrix") -> Float[Array, "n n"]:
@@ -314,13 +319,17 @@ def _apply_lower_inverse(blocks, r):
     return jnp.concatenate([r1 @ Ua, r2 @ Uc - r1 @ V])
 
 
+def _log_density_tangent(alpha, K_inv, dK, dr):
+    """``d log N(r | 0, K) = ½(αᵀ dK α - tr(K⁻¹ dK)) - αᵀ dr`` (R&W eq. 5.9), ``α = K⁻¹r``."""
+    return 0.5 * (alpha @ dK @ alpha - jnp.sum(K_inv * dK)) - jnp.dot(alpha, dr)
+
+
 @gaussian_log_density.defjvp
 def _gaussian_log_density_jvp(primals, tangents):
     K, r = primals
     dK, dr = tangents
     value, alpha, K_inv = _value_and_inverse(K, r)
-    dvalue = 0.5 * (alpha @ dK @ alpha - jnp.sum(K_inv * dK)) - jnp.dot(alpha, dr)
-    return value, dvalue
+    return value, _log_density_tangent(alpha, K_inv, dK, dr)
 
 
 def _value_and_inverse(K, r):
@@ -358,18 +367,17 @@ def _noisy_gaussian_log_density_jvp(primals, tangents):
     K, noise, r = primals
     dK, dnoise, dr = tangents
     value, alpha, K_inv = _value_and_inverse(_add_to_diagonal(K, noise), r)
-    dvalue = (
-        0.5 * (alpha @ dK @ alpha - jnp.sum(K_inv * dK))
-        + 0.5 * jnp.dot(alpha**2 - _diagonal(K_inv), dnoise)
-        - jnp.dot(alpha, dr)
+    dvalue = _log_density_tangent(alpha, K_inv, dK, dr) + 0.5 * jnp.dot(
+        alpha**2 - _diagonal(K_inv), dnoise
     )
     return value, dvalue
 
 
 def _add_to_diagonal(K, d):
-    """``K + diag(d)``, as an update of the diagonal in place (no ``n × n`` mask)."""
+    """``K + diag(d)`` (``d`` a scalar or ``(n,)``), as an update of the diagonal in place
+    (no ``n × n`` identity or mask)."""
     i = np.arange(K.shape[-1])  # static indices: no index computation in the program
-    return K.at[i, i].add(d.astype(K.dtype))
+    return K.at[i, i].add(jnp.asarray(d, K.dtype))
 
 
 def _diagonal(A):
