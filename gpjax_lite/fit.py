@@ -305,18 +305,15 @@ class NegativeLogPosterior(eqx.Module):
 def _scalar(name: str, value):
     """``value`` as an array, checked to be a real scalar (shapes and dtypes are static: this
     holds under jit)."""
+    # A string, None or a dict fails here with JAX's own message, which names no argument.
     try:
-        array = jnp.asarray(value)
-    except (
-        TypeError,
-        ValueError,
-    ) as error:  # a string, None, a dict: JAX's message names no argument
+        value = jnp.asarray(value)
+    except (TypeError, ValueError) as error:
         raise TypeError(
             f"`{name}` must return a real scalar, got {type(value).__name__}."
         ) from error
-    if not (jnp.issubdtype(array.dtype, jnp.floating) or jnp.issubdtype(array.dtype, jnp.integer)):
-        raise TypeError(f"`{name}` must return a real scalar, got dtype {array.dtype}.")
-    value = array
+    if not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
+        raise TypeError(f"`{name}` must return a real scalar, got dtype {value.dtype}.")
     if value.shape != ():
         raise ValueError(f"`{name}` must return a scalar, got an array of shape {value.shape}.")
     return value
