@@ -45,7 +45,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from ._checks import all_finite
@@ -80,29 +79,26 @@ class LBFGSState(NamedTuple):
 
 
 class _Search(NamedTuple):
-    """The line search along ``d`` from ``x`` (``α = 0``), one evaluation per iteration.
-
-    Points on the line are rows ``(α, f(x + α d), ∇f(x + α d)ᵀd)`` of one array,
-    and their gradients rows of one stacked pytree: each iteration then updates
-    a handful of arrays rather than one per point, which keeps the compiled
-    program small (each separate array update is a kernel of its own).
-    """
+    """The line search along ``d`` from ``x`` (``α = 0``), one evaluation per iteration."""
 
     count: jax.Array  # evaluations made
     phase: jax.Array  # _START, _DIRECTION, _BRACKET, _ZOOM or _DONE
+    alpha: jax.Array  # where to evaluate next
+    f0: jax.Array  # f, ∇f, the direction and the slope ∇fᵀd at x
+    g0: Any
     d: Any
+    s0: jax.Array
     memory: optax.OptState
-    points: jax.Array  # (_NUM_POINTS, 3): the rows named below
-    grads: Any  # ∇f at the first _NUM_GRADS points, stacked on a leading axis
+    prev: jax.Array  # the previous bracketing trial: (α, f, slope), and ∇f there
+    g_prev: Any
+    lo: jax.Array  # the bracket's end with the lower value: (α, f, slope), and ∇f there
+    g_lo: Any
+    hi: jax.Array  # its other end: (α, f, slope)
+    accepted: jax.Array  # (α, f) of the accepted step
+    g_accepted: Any
 
 
 _START, _DIRECTION, _BRACKET, _ZOOM, _DONE = range(5)
-# Rows of `points`: x itself (α = 0); the previous bracketing trial; the bracket's
-# end with the lower value; the step to take (its slope is unused); the bracket's
-# other end; the next trial (only its α is used). The gradient is kept at the
-# first four (rows of `grads` with the same numbers).
-_AT_X, _PREV, _LO, _ACCEPTED, _HI, _NEXT = range(6)
-_NUM_POINTS, _NUM_GRADS = 6, 4
 
 
 def lbfgs(
@@ -144,7 +140,6 @@ def lbfgs(
         del updates, extra_args
         value_and_grad = jax.value_and_grad(value_fn)
         dtype = _dtype(params)
-        zero = jnp.zeros((), dtype)
 
         def descent_direction(g, memory):
             """``-P g`` from the L-BFGS memory, or ``-g`` (scaled to length ≤ 1) if that is
@@ -167,63 +162,54 @@ def lbfgs(
         def evaluate(search: _Search) -> _Search:
             # The only evaluation of the objective in the program: at `params`
             # itself on the first step (α = 0), then at each trial step.
-            trial = optax.tree.add_scale(params, search.points[_NEXT, 0], search.d)
+            trial = optax.tree.add_scale(params, search.alpha, search.d)
             f, g = value_and_grad(trial)
             f = f.astype(dtype)
             slope = optax.tree.vdot(g, search.d).astype(dtype)
             search = search._replace(count=search.count + 1)
-            # Both outcomes are a few scalar updates: select one rather than branch
-            # (a `cond` would compile each output of each branch separately).
-            first = search.phase == _START
-            return jax.tree.map(
-                lambda a, b: jnp.where(first, a, b),
-                record_start(search, f, g),
-                line_search_step(search, f, g, slope),
+            return jax.lax.cond(
+                search.phase == _START, record_start, line_search_step, search, f, g, slope
             )
 
-        def record_start(search: _Search, f, g) -> _Search:
+        def record_start(search: _Search, f, g, slope) -> _Search:
             finite = jnp.isfinite(f) & all_finite(g)
-            here = jnp.stack([zero, f, zero])
             return search._replace(
                 phase=_phase(jnp.where(finite, _DIRECTION, _DONE)),
-                points=jnp.where(
-                    np.isin(np.arange(_NUM_POINTS), (_AT_X, _ACCEPTED))[:, None],
-                    here,
-                    search.points,
-                ),
-                grads=_set_rows(search.grads, (_AT_X, _ACCEPTED), g),
+                f0=f,
+                g0=g,
+                accepted=jnp.stack([jnp.zeros((), dtype), f]),
+                g_accepted=g,
             )
 
         def set_direction(search: _Search) -> _Search:
             """The L-BFGS direction at ``params``; the line search starts at ``α = 1``."""
-            g0 = _row(search.grads, _AT_X)
-            d, s0, memory = descent_direction(g0, search.memory)
-            origin = jnp.stack([zero, search.points[_AT_X, 1], s0])
-            points = jnp.stack(
-                [origin, origin, origin, search.points[_ACCEPTED], origin, origin.at[0].set(1.0)]
-            )
+            d, s0, memory = descent_direction(search.g0, search.memory)
+            origin = jnp.stack([jnp.zeros((), dtype), search.f0, s0])
             return search._replace(
                 phase=_phase(_BRACKET),
+                alpha=jnp.asarray(1.0, dtype),
                 d=d,
+                s0=s0,
                 memory=memory,
-                points=points,
-                grads=_set_rows(search.grads, (_PREV, _LO), g0),
+                prev=origin,
+                g_prev=search.g0,
+                lo=origin,
+                g_lo=search.g0,
+                hi=origin,
             )
 
         def line_search_step(search: _Search, f, g, slope) -> _Search:
-            points = search.points
-            alpha, f0, s0 = points[_NEXT, 0], points[_AT_X, 1], points[_AT_X, 2]
-            prev, lo, hi = points[_PREV], points[_LO], points[_HI]
-            g_prev, g_lo = _row(search.grads, _PREV), _row(search.grads, _LO)
+            alpha, f0, s0 = search.alpha, search.f0, search.s0
             finite = jnp.isfinite(f) & jnp.isfinite(slope) & all_finite(g)
             too_high = ~finite | (f > f0 + SUFFICIENT_DECREASE * alpha * s0)
             flat_enough = finite & (jnp.abs(slope) <= -CURVATURE * s0)
             here = jnp.stack([alpha, f, slope])
+            lo, hi = search.lo, search.hi
             bracketing = search.phase == _BRACKET
             # Bracketing (Alg. 3.5): a trial too high, or no lower than the previous
             # one, brackets a minimiser with the previous trial; an uphill slope
             # brackets one with this trial as the low end.
-            too_high_b = too_high | ((prev[0] > 0) & (f >= prev[1]))
+            too_high_b = too_high | ((search.prev[0] > 0) & (f >= search.prev[1]))
             uphill = finite & (slope >= 0)
             # Zoom (Alg. 3.6): a trial too high (or no lower than the low end)
             # becomes the high end; otherwise the low end, and the old low end
@@ -231,21 +217,24 @@ def lbfgs(
             too_high_z = too_high | (f >= lo[1])
             flips = slope * (hi[0] - lo[0]) >= 0
             accept = jnp.where(bracketing, ~too_high_b & flat_enough, ~too_high_z & flat_enough)
-            # Which of (here, prev, lo) becomes the new low end.
-            lo_is_prev = bracketing & too_high_b
-            lo_is_lo = ~bracketing & too_high_z
-            new_lo = jnp.where(lo_is_prev, prev, jnp.where(lo_is_lo, lo, here))
-            new_g_lo = jax.tree.map(
+            new_lo = jnp.where(
+                bracketing,
+                jnp.where(too_high_b, search.prev, here),
+                jnp.where(too_high_z, lo, here),
+            )
+            g_lo = jax.tree.map(
                 lambda here_g, prev_g, lo_g: jnp.where(
-                    lo_is_prev, prev_g, jnp.where(lo_is_lo, lo_g, here_g)
+                    bracketing,
+                    jnp.where(too_high_b, prev_g, here_g),
+                    jnp.where(too_high_z, lo_g, here_g),
                 ),
                 g,
-                g_prev,
-                g_lo,
+                search.g_prev,
+                search.g_lo,
             )
             new_hi = jnp.where(
                 bracketing,
-                jnp.where(too_high_b, here, prev),
+                jnp.where(too_high_b, here, search.prev),
                 jnp.where(too_high_z, here, jnp.where(flips, lo, hi)),
             )
             zoom = jnp.where(bracketing, too_high_b | uphill, True)
@@ -257,57 +246,49 @@ def lbfgs(
             out_of_evaluations = search.count >= max_evaluations
             give_up = ~accept & (interval_gone | out_of_evaluations)
             # Giving up takes the bracket's low end if it decreased f, else stays at x.
-            accepted = jnp.where(accept, here, new_lo)
-            g_accepted = jax.tree.map(lambda a, b: jnp.where(accept, a, b), g, new_g_lo)
-            points = jnp.stack(
-                [
-                    points[_AT_X],
-                    jnp.where(zoom, prev, here),
-                    jnp.where(zoom, new_lo, lo),
-                    accepted,
-                    jnp.where(zoom, new_hi, hi),
-                    jnp.stack([next_alpha, zero, zero]),
-                ]
-            )
-            grads = jax.tree.map(
-                lambda rows, g_here, g_new_lo, g_acc: jnp.stack(
-                    [
-                        rows[_AT_X],
-                        jnp.where(zoom, rows[_PREV], g_here),
-                        jnp.where(zoom, g_new_lo, rows[_LO]),
-                        g_acc,
-                    ]
-                ),
-                search.grads,
-                g,
-                new_g_lo,
-                g_accepted,
-            )
+            accepted = jnp.where(accept, jnp.stack([alpha, f]), new_lo[:2])
+            g_accepted = jax.tree.map(lambda a, b: jnp.where(accept, a, b), g, g_lo)
             return search._replace(
                 phase=_phase(jnp.where(accept | give_up, _DONE, jnp.where(zoom, _ZOOM, _BRACKET))),
-                points=points,
-                grads=grads,
+                alpha=next_alpha,
+                prev=jnp.where(zoom, search.prev, here),
+                g_prev=jax.tree.map(lambda a, b: jnp.where(zoom, a, b), search.g_prev, g),
+                lo=jnp.where(zoom, new_lo, search.lo),
+                g_lo=jax.tree.map(lambda a, b: jnp.where(zoom, a, b), g_lo, search.g_lo),
+                hi=jnp.where(zoom, new_hi, search.hi),
+                accepted=accepted,
+                g_accepted=g_accepted,
             )
 
         # A known value and gradient at `params` (every step after the first):
-        # straight to the direction; otherwise evaluate them first (at α = 0).
+        # straight to the direction; otherwise evaluate them first.
         known = jnp.isfinite(state.value)
+        zero = jnp.zeros((), dtype)
         nowhere = jnp.stack([zero, state.value, zero])
         search = _Search(
             count=jnp.asarray(0, jnp.int32),
             phase=_phase(jnp.where(known, _DIRECTION, _START)),
+            alpha=zero,
+            f0=state.value,
+            g0=state.grad,
             d=optax.tree.zeros_like(state.grad),
+            s0=zero,
             memory=state.memory,
-            points=jnp.stack([nowhere] * _NUM_POINTS),
-            grads=jax.tree.map(lambda g: jnp.stack([g] * _NUM_GRADS), state.grad),
+            prev=nowhere,
+            g_prev=state.grad,
+            lo=nowhere,
+            g_lo=state.grad,
+            hi=nowhere,
+            accepted=jnp.stack([zero, state.value]),
+            g_accepted=state.grad,
         )
         search = jax.lax.while_loop(lambda s: s.phase != _DONE, body, search)
-        step = search.points[_ACCEPTED, 0]
+        step = search.accepted[0]
         new_state = LBFGSState(
-            value=search.points[_ACCEPTED, 1],
-            grad=_row(search.grads, _ACCEPTED),
-            start_value=search.points[_AT_X, 1],
-            start_grad=_row(search.grads, _AT_X),
+            value=search.accepted[1],
+            grad=search.g_accepted,
+            start_value=search.f0,
+            start_grad=search.g0,
             num_evaluations=search.count,
             memory=search.memory,
         )
@@ -316,23 +297,6 @@ def lbfgs(
         return updates, new_state
 
     return optax.GradientTransformationExtraArgs(init, update)
-
-
-def _row(grads, i):
-    """Row ``i`` of the stacked gradients (``_AT_X``, ``_PREV``, ``_LO`` or ``_ACCEPTED``)."""
-    return jax.tree.map(lambda rows: rows[i], grads)
-
-
-def _set_rows(grads, rows, g):
-    """The stacked gradients with the given rows set to ``g`` (a select, which fuses with
-    its neighbours, rather than a scatter)."""
-    chosen = np.isin(np.arange(_NUM_GRADS), rows)
-
-    def set_rows(stacked, new):
-        mask = chosen.reshape((-1,) + (1,) * jnp.ndim(new))
-        return jnp.where(mask, new[None], stacked)
-
-    return jax.tree.map(set_rows, grads, g)
 
 
 def _cubic_step(lo, hi):
