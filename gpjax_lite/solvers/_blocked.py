@@ -16,18 +16,26 @@ blocks of ``T`` (``B T ≥ N``, the tail padded with unobserved points with
    the Kalman filter *conditioned on the state* ``x₀`` *at the last point of
    the previous block*: the state's law is ``N(Φ x₀ + b, C)``, affine in
    ``x₀``, and the block's observations so far contribute
-   ``exp(-½ x₀ᵀ J x₀ + ηᵀ x₀)`` to the likelihood of ``x₀``. An observation
-   is an ordinary Kalman update of ``(b, C)`` with the innovation
-   ``v = y - h b - (hΦ) x₀``, and adds ``w wᵀ / S`` to ``J``, ``w v₀ / S`` to
-   ``η`` (``w = Φᵀ hᵀ``, ``v₀ = y - h b``). These are the filtering elements of
+   ``exp(-½ |ζ - U x₀|²)`` to the likelihood of ``x₀`` (``U`` upper
+   triangular). An observation is an ordinary Kalman update of ``(b, C)``
+   with the innovation ``v = y - h b - (hΦ) x₀``, and appends the row
+   ``wᵀ/√S`` to ``U`` and ``v₀/√S`` to ``ζ`` (``w = Φᵀ hᵀ``, ``v₀ = y - h b``),
+   re-triangularised by Givens rotations (:func:`_absorb_row`). In
+   information form, ``J = UᵀU`` and ``η = Uᵀζ`` are the filtering elements of
    Särkkä & García-Fernández (2021, "Temporal parallelization of Bayesian
    smoothers", IEEE TAC 66(1), Lemmas 7–8) built up one observation at a
-   time, where the rank-one ``J`` of an observation makes their combination
-   rule a Kalman update (no matrix inverse).
+   time; the square root is kept instead because with a noise variance far
+   below the signal's, ``J`` and ``η`` are ``O(1/σ²)`` and rounding them
+   loses about ``log₁₀(1/σ²)`` digits of the weakly informed directions
+   (Bierman 1977, ch. V: the square-root information filter; the case in
+   ``tests/solvers/test_blocked.py``).
 2. **Block starts** (``B`` steps). With ``x₀ ~ N(m, P)`` (the filtered state
-   at the end of the previous block), the block's summary gives
-   ``x₀ | y ~ N((I + PJ)⁻¹(m + Pη), (I + PJ)⁻¹ P)`` and the filtered state at
-   the block's end ``N(Φ m' + b, Φ P' Φᵀ + C)`` (the same lemma).
+   at the end of the previous block), the block's summary is an observation
+   ``ζ = U x₀ + e``, ``e ~ N(0, I)``, and a Kalman update gives
+   ``x₀ | y ~ N(m', P')``: ``m' = m + P Uᵀ G⁻¹(ζ - U m)``,
+   ``P' = P - P Uᵀ G⁻¹ U P`` with ``G = I + U P Uᵀ`` (eigenvalues ≥ 1), and
+   the filtered state at the block's end ``N(Φ m' + b, Φ P' Φᵀ + C)`` (the
+   same lemma).
 3. **The filter** (vectorised over blocks, ``T`` steps): the ordinary Kalman
    filter (Särkkä 2013, Alg. 4.4) in every block at once, each started from
    its block start. Its log-likelihood terms are the sequential filter's to
@@ -240,14 +248,43 @@ def _noise(pattern, Q_flat):
 
 
 # ------------------------------------------------------------------------- forward
+def _absorb_row(U, zeta, r, z):
+    """``(U, ζ)`` with one more row: the triangle of ``[U; rᵀ]``, ``[ζ; z]`` by Givens rotations.
+
+    ``U`` is upper triangular (row ``i`` holds the entries ``j ≥ i``), so that
+    ``|ζ - U x|² + (z - r·x)²`` equals ``|ζ' - U' x|²`` plus a term free of ``x``:
+    one step of Bierman's square-root information filter (Bierman 1977, ch. V;
+    Golub & Van Loan 2013, §5.1.8, on Givens rotations). Rotation ``i`` zeroes
+    ``r_i`` against the diagonal entry ``U_ii ≥ 0``; a zero row (an unobserved
+    point) leaves ``U, ζ`` as they are.
+    """
+    U = [list(row) for row in U]
+    zeta = list(zeta)
+    r = list(r)
+    for i in range(len(U)):
+        if r[i] is None:
+            continue
+        d = U[i][0]
+        rho = jnp.sqrt(d * d + r[i] * r[i])
+        safe = jnp.where(rho > 0, rho, 1.0)
+        c, sn = jnp.where(rho > 0, d / safe, 1.0), r[i] / safe
+        U[i][0] = rho
+        for j in range(i + 1, len(U)):
+            u, x = U[i][j - i], r[j]
+            U[i][j - i] = _add(_mul(c, u), _mul(sn, x))
+            r[j] = _add(_mul(c, x), _neg(_mul(sn, u)))
+        zeta[i], z = c * zeta[i] + sn * z, c * z - sn * zeta[i]
+    return tuple(tuple(row) for row in U), tuple(zeta)
+
+
 def _block_summaries(h, pattern, A, Q, y, noise, observed):
-    """Pass 1: each block's ``(Φ, b, C, J, η)`` as entries ``(B,)``."""
+    """Pass 1: each block's ``(Φ, b, C, U, ζ)`` as entries ``(B,)`` (``U`` by its upper rows)."""
     s = len(h)
     zero = jnp.zeros(y.shape[1:], y.dtype)
     one = jnp.ones_like(zero)
 
     def step(carry, inputs):
-        Phi, b, C, J, eta = carry
+        Phi, b, C, U, zeta = carry
         Ak, Qk, yk, nk, ok = inputs
         Ak, Qk = _transition(pattern, Ak), _noise(pattern, Qk)
         Phi = _matmul(Ak, Phi)
@@ -259,18 +296,19 @@ def _block_summaries(h, pattern, A, Q, y, noise, observed):
         v = yk - _h_dot(h, b)
         w = _matvec(_transpose(Phi), h)
         K = tuple(_mul(c, weight) for c in Ch)
-        J = _sym_update(J, w, tuple(_mul(wj, weight) for wj in w))
-        eta = tuple(_add(e, _mul(wi, v * weight)) for e, wi in zip(eta, w))
+        root = jnp.sqrt(weight)
+        U, zeta = _absorb_row(U, zeta, tuple(_mul(wi, root) for wi in w), v * root)
         b = tuple(_add(bi, _mul(Ki, v)) for bi, Ki in zip(b, K))
         Phi = tuple(
             tuple(_add(Phi[i][j], _neg(_mul(K[i], w[j]))) for j in range(s)) for i in range(s)
         )
         C = _sym_update(C, Ch, K, subtract=True)
-        return _dense((Phi, b, C, J, eta), zero), None
+        return _dense((Phi, b, C, U, zeta), zero), None
 
     eye = tuple(tuple(one if i == j else zero for j in range(s)) for i in range(s))
     zeros = tuple(tuple(zero for _ in range(s)) for _ in range(s))
-    init = (eye, (zero,) * s, zeros, zeros, (zero,) * s)
+    triangle = tuple((zero,) * (s - i) for i in range(s))
+    init = (eye, (zero,) * s, zeros, triangle, (zero,) * s)
     summaries, _ = jax.lax.scan(step, init, (A, Q, y, noise, observed))
     return summaries
 
@@ -279,21 +317,25 @@ def _block_starts(P0, summaries):
     """Pass 2: the filtered ``(m, P)`` at the point before each block, ``(B, s)`` and ``(B, s, s)``."""
     s = P0.shape[0]
     eye = jnp.eye(s, dtype=P0.dtype)
-    Phi, b, C, J, eta = summaries
+    Phi, b, C, U, zeta = summaries
+    zero = jnp.zeros_like(zeta[0])
     stacked = (
         _stack_matrix(Phi),
         jnp.stack(b, -1),
         _stack_matrix(C),
-        _stack_matrix(J),
-        jnp.stack(eta, -1),
+        _stack_matrix(tuple((zero,) * i + row for i, row in enumerate(U))),
+        jnp.stack(zeta, -1),
     )
 
     def step(carry, summary):
         m, P = carry
-        Phi, b, C, J, eta = summary
-        # x₀ | block ~ N(M⁻¹(m + Pη), M⁻¹P), M = I + PJ (Särkkä & García-Fernández 2021, Lemma 8).
-        solved = solve_small(eye + P @ J, jnp.concatenate([P, (m + P @ eta)[:, None]], 1))
-        P_post, m_post = 0.5 * (solved[:, :s] + solved[:, :s].T), solved[:, s]
+        Phi, b, C, U, zeta = summary
+        # x₀ | block: a Kalman update with the block as the observation ζ = U x₀ + e,
+        # e ~ N(0, I) (Särkkä & García-Fernández 2021, Lemma 8, with J = UᵀU, η = Uᵀζ).
+        UP = U @ P
+        solved = solve_small(eye + UP @ U.T, jnp.concatenate([UP, (zeta - U @ m)[:, None]], 1))
+        m_post = m + UP.T @ solved[:, s]
+        P_post = P - UP.T @ solved[:, :s]
         m_next = Phi @ m_post + b
         P_next = Phi @ P_post @ Phi.T + C
         return (m_next, 0.5 * (P_next + P_next.T)), (m, P)
