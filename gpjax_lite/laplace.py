@@ -149,7 +149,11 @@ def _newton(K, m, y, likelihood):
     psi0, f0, noise0 = _psi(K, m, y, likelihood, a0)
 
     def newton_step(f):
-        first, sqrt_W, L = _newton_pieces(K, m, y, likelihood, f)
+        # B from Kᵀ (= K): LAPACK's Cholesky takes B column-major, and reading K
+        # transposed writes it so straight from K's row-major layout. From K itself
+        # XLA made a transposed copy of K, and one back for `K @ b`, in every step
+        # (n × n each; the `laplace` case of `python -m benchmarks`).
+        first, sqrt_W, L = _newton_pieces(K.T, m, y, likelihood, f)
         b = sqrt_W**2 * (f - m) + first
         return b - sqrt_W * cho_solve(L, sqrt_W * (K @ b))
 
