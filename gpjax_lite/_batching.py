@@ -47,18 +47,14 @@ def vmap_in_chunks(f, chunk_size: int):
 
         def value_and_gradient(*args):
             def of_moving(*moving_args):
-                it = iter(moving_args)
-                return f(*(next(it) if m else a for a, m in zip(args, moving)))
+                return f(*_replace(args, moving, moving_args))
 
             argnums = tuple(range(sum(moving)))
-            return jax.value_and_grad(of_moving, argnums=argnums)(
-                *(a for a, m in zip(args, moving) if m)
-            )
+            return jax.value_and_grad(of_moving, argnums=argnums)(*_pick(args, moving))
 
         value, grads = _map_in_chunks(value_and_gradient, chunk_size)(*primals)
-        moving_tangents = [t for t in tangents if not isinstance(t, SymbolicZero)]
-        tangent = sum(jnp.sum(g * t) for g, t in zip(grads, moving_tangents))
-        return value, tangent
+        products = (jnp.sum(g * t) for g, t in zip(grads, _pick(tangents, moving)))
+        return value, sum(products, jnp.zeros_like(value))
 
     chunked.defjvp(chunked_jvp, symbolic_zeros=True)
     return chunked
@@ -78,13 +74,11 @@ def _map_in_chunks(f, chunk_size: int):
         if jax.default_backend() != "cpu" or chunk_size >= axis_size:
             out = jax.vmap(f, in_axes=in_axes)(*args)
         else:
-            mapped = tuple(a for a, b in zip(args, in_batched) if b)
-
+            # Unbatched arguments are shared by every chunk, not mapped over.
             def on_chunk(mapped):
-                it = iter(mapped)
-                return f(*(next(it) if b else a for a, b in zip(args, in_batched)))
+                return f(*_replace(args, in_batched, mapped))
 
-            out = jax.lax.map(on_chunk, mapped, batch_size=chunk_size)
+            out = jax.lax.map(on_chunk, _pick(args, in_batched), batch_size=chunk_size)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     @jax.custom_jvp
@@ -93,3 +87,14 @@ def _map_in_chunks(f, chunk_size: int):
 
     differentiable.defjvp(lambda primals, tangents: jax.jvp(f, primals, tangents))
     return differentiable
+
+
+def _pick(args, mask):
+    """The entries of ``args`` where ``mask`` is true, as a tuple."""
+    return tuple(a for a, m in zip(args, mask) if m)
+
+
+def _replace(args, mask, values):
+    """``args`` with the entries where ``mask`` is true replaced, in order, by ``values``."""
+    values = iter(values)
+    return tuple(next(values) if m else a for a, m in zip(args, mask))
