@@ -121,19 +121,17 @@ class Cholesky(Solver):
         faster in cache-sized chunks than vectorised all at once (see
         :mod:`gpjax_lite._batching` and benchmarks case ``batched``).
         """
-        leaves, treedef = jax.tree_util.tree_flatten(kernel)
-        arrays = [i for i, leaf in enumerate(leaves) if eqx.is_inexact_array(leaf)]
+        # The chunked function takes arrays: the kernel's arrays go in as positional ones.
+        params, static = eqx.partition(kernel, eqx.is_inexact_array)
+        arrays, treedef = jax.tree_util.tree_flatten(params)
 
-        def log_density(X, noise, residual, *kernel_arrays):
-            filled = list(leaves)
-            for i, array in zip(arrays, kernel_arrays):
-                filled[i] = array
-            K = jax.tree_util.tree_unflatten(treedef, filled).gram(X)
-            return noisy_gaussian_log_density(K, noise, residual)
+        def log_density(X, noise, residual, *arrays):
+            kernel = eqx.combine(jax.tree_util.tree_unflatten(treedef, arrays), static)
+            return noisy_gaussian_log_density(kernel.gram(X), noise, residual)
 
         n = residual.shape[0]
         chunked = vmap_in_chunks(log_density, max(1, BATCH_CHUNK_ENTRIES // (n * n)))
-        return chunked(X, noise, residual, *(leaves[i] for i in arrays))
+        return chunked(X, noise, residual, *arrays)
 
     def condition(self, kernel, X, noise, residual):
         K = kernel.gram(X)
