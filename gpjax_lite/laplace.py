@@ -71,7 +71,6 @@ from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .likelihoods import Likelihood, StudentT
 from .linalg import (
-    _add_to_diagonal,
     _inverse_from_factor,
     cho_solve,
     raise_if_not_finite,
@@ -116,9 +115,10 @@ def _sqrt_W(second):
 
 
 def _B(K, sqrt_W):
-    """``B = I + W^½ K W^½``, the identity added by an update of the diagonal in place
-    (no ``n × n`` identity matrix in the compiled program)."""
-    return _add_to_diagonal(sqrt_W[:, None] * K * sqrt_W[None, :], jnp.ones_like(sqrt_W))
+    """``B = I + W^½ K W^½`` in one elementwise pass: XLA fuses the identity (an
+    ``iota`` comparison) into the products, so no ``n × n`` identity is stored,
+    and no second pass over ``B`` adds its diagonal (as a scatter would)."""
+    return sqrt_W[:, None] * K * sqrt_W[None, :] + jnp.eye(K.shape[0], dtype=K.dtype)
 
 
 def _newton_pieces(K, m, y, likelihood, f):
