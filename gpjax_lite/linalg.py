@@ -283,22 +283,6 @@ def _inverse_from_factor(L):
     return K_inv, (Ua, V, Uc)
 
 
-@jax.custom_jvp
-def half_log_det(B: Float[Array, "n n"]) -> Float[Array, ""]:
-    """``½ log|B|`` through the Cholesky factor, with the closed-form derivative
-    ``½ tr(B⁻¹ dB)`` (cheaper than differentiating a Cholesky factorisation)."""
-    L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
-    return jnp.sum(jnp.log(jnp.diagonal(L)))
-
-
-@half_log_det.defjvp
-def _half_log_det_jvp(primals, tangents):
-    (B,), (dB,) = primals, tangents
-    L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
-    B_inv, _ = _inverse_from_factor(L)
-    return jnp.sum(jnp.log(jnp.diagonal(L))), 0.5 * jnp.sum(B_inv * dB)
-
-
 def _apply_upper_inverse(blocks, w):
     """``U w = L⁻ᵀ w`` from the blocks returned by :func:`_inverse_from_factor`."""
     Ua, V, Uc = blocks
