@@ -69,6 +69,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax._src.lax.lax import _convert_element_type  # weak-typed casts (no public API)
 from jax.flatten_util import ravel_pytree
@@ -435,7 +436,9 @@ def warn_about_run(name: str, result, *, stochastic: bool) -> None:
         return
     if stochastic or not (is_concrete(result.last_loss) and is_concrete(result.losses)):
         return
-    initial, last = float(result.losses[0]), float(result.last_loss)
+    # Read on the host: indexing the device array would compile a small XLA program
+    # (a slice) in every fresh process, a cost on every cold fit.
+    initial, last = float(np.asarray(result.losses)[0]), float(result.last_loss)
     if last > initial:
         warnings.warn(
             f"{name}: the optimiser diverged: its last iterate has loss {last:.6g}, above the "
