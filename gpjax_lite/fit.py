@@ -69,6 +69,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax._src.lax.lax import _convert_element_type  # weak-typed casts (no public API)
 from jax.flatten_util import ravel_pytree
@@ -435,7 +436,9 @@ def warn_about_run(name: str, result, *, stochastic: bool) -> None:
         return
     if stochastic or not (is_concrete(result.last_loss) and is_concrete(result.losses)):
         return
-    initial, last = float(result.losses[0]), float(result.last_loss)
+    # Read on the host: indexing the device array would compile a small XLA program
+    # (a slice) in every fresh process, a cost on every cold fit.
+    initial, last = float(np.asarray(result.losses)[0]), float(result.last_loss)
     if last > initial:
         warnings.warn(
             f"{name}: the optimiser diverged: its last iterate has loss {last:.6g}, above the "
@@ -622,16 +625,35 @@ class _Loop(eqx.Module):
         state = _LoopState(
             step=t + 1,
             params=_where(take, proposal.params, state.params),
-            opt_state=_where(take, proposal.opt_state, state.opt_state),
+            opt_state=self._next_opt_state(take, proposal.opt_state, state.opt_state),
             best_params=_where(keep, state.params, state.best_params),
             best_loss=jnp.where(keep, proposal.loss, state.best_loss),
-            losses=state.losses.at[:, t].set(jnp.where(running, proposal.loss, state.losses[:, t])),
+            losses=_set_column(state.losses, t, jnp.where(running, proposal.loss, jnp.nan)),
             nonfinite_step=jnp.where(bad, t, state.nonfinite_step),
             steps_taken=state.steps_taken + running.astype(jnp.int32),
             stopped=state.stopped | bad | (running & (proposal.worse | proposal.converged)),
         )
         self._report_progress(state, progress)
         return state
+
+    def _next_opt_state(self, take, new, old):
+        """The optimizer state to carry: ``new`` where ``take`` holds, else enough of ``old``.
+
+        A proposal that is not taken stops its start (non-finite, or a failed line
+        search), and a stopped start's state is then only read by ``finish``, for
+        its stored loss (``value``, with a line search). Where stopped starts
+        are stepped no further (one start, or starts stepped one by one, which
+        skip them), selecting that one leaf is enough, and the compiled loop
+        holds one select instead of one per leaf of the optimizer's state (the
+        L-BFGS memory, gradients, counts). Vectorised starts keep updating a
+        stopped start, so there the whole state is held.
+        """
+        if take.shape[0] > 1 and not self.sequential:
+            return _where(take, new, old)
+        if not self.has_linesearch:
+            return new
+        value = _where(take, *(optax.tree_utils.tree_get(s, "value") for s in (new, old)))
+        return optax.tree_utils.tree_set(new, value=value)
 
     def done(self, state: _LoopState) -> Bool[Array, ""]:
         return (state.step >= self.num_steps) | jnp.all(state.stopped)
@@ -845,6 +867,17 @@ def _where(flag, new, old):
         return jnp.where(f, a, b).astype(jnp.result_type(b))
 
     return jax.tree_util.tree_map(pick, new, old)
+
+
+def _set_column(losses, t, column):
+    """``losses`` with column ``t`` set to ``column``.
+
+    Column ``t`` is still NaN when step ``t`` writes it (each step writes its
+    own column once), so nothing is read back, and a ``dynamic_update_slice``
+    with scalar indices compiles to one kernel where ``.at[:, t].set`` builds
+    an index vector first.
+    """
+    return jax.lax.dynamic_update_slice(losses, column[:, None], (jnp.zeros_like(t), t))
 
 
 def _max_abs(tree) -> jax.Array:
