@@ -24,8 +24,12 @@ log-concave likelihoods ``W ≥ 0`` and ``Ψ`` has one maximum.
   NaN, as an overshooting Poisson step can) is halved, in ``a``, up to
   :data:`MAX_HALVINGS` times. The iteration stops when a step moves ``f`` by
   less than :func:`mode_tolerance` (relative; the value is then converged far
-  below 1e-10 relative), when ``Ψ`` cannot be increased any more, or after
-  :data:`MAX_NEWTON_STEPS` steps.
+  below 1e-10 relative). When ``Ψ`` cannot be increased any more before that
+  (every halving rejected), or after :data:`MAX_NEWTON_STEPS` steps, there is
+  no mode: it is NaN, an error in eager code and a non-finite loss that
+  ``fit`` flags under ``jit``. (This happens when ``W`` exceeds ``1/ε``, e.g.
+  a Poisson prior mean tens above the log rate, where the two terms of ``a``
+  cancel.)
 * **Approximate log marginal likelihood** (R&W eq. 3.32)::
 
       log q(y | X) = -½ (f̂ - m)ᵀ K⁻¹ (f̂ - m) + Σ log p(y_i | f̂_i) - ½ log|B|
@@ -71,9 +75,10 @@ from .distributions import MultivariateNormal
 from .kernels.base import Kernel
 from .likelihoods import Likelihood, StudentT
 from .linalg import (
+    CholeskyError,
     _inverse_from_factor,
     cho_solve,
-    raise_if_not_finite,
+    holds_non_finite,
     solve_lower,
 )
 from .means import Zero
@@ -200,10 +205,16 @@ def _newton(K, m, y, likelihood):
     psi0, noise0 = jnp.asarray(-jnp.inf, m.dtype), jnp.zeros((), m.dtype)
     state = (a0, m, psi0, noise0, a0, one, jnp.asarray(False), zero)
     # Stop when converged or stuck; after MAX_NEWTON_STEPS Newton steps, finish any halving.
-    a, f, *_ = jax.lax.while_loop(
+    a, f, _, _, _, halvings, done, _ = jax.lax.while_loop(
         lambda s: ~s[6] & ((s[7] < MAX_NEWTON_STEPS) | (s[5] > 0)), attempt, state
     )
-    return f, a
+    # Stuck (every halving of a step rejected) or out of steps is no mode: NaN, so that
+    # eager code raises and `fit` flags the step, rather than a finite value at a point
+    # that is not the mode (a Poisson prior mean far above the log rate: W = e^f beyond
+    # 1/ε, where the Newton step is lost to cancellation).
+    found = done & (halvings == 0)  # done by the step-size test, not by being stuck
+    failed = jnp.where(found, 0.0, jnp.nan).astype(f.dtype)
+    return f + failed, a + failed
 
 
 @jax.custom_jvp
@@ -410,12 +421,13 @@ class LaplaceGP(Module):
         Raises:
             ValueError: for mis-shaped or non-finite ``X``/``y``, or ``y``
                 outside the likelihood's support.
-            CholeskyError: (eager code only) if the result is not finite (a
-                kernel matrix holding NaN/inf).
+            CholeskyError: (eager code only) if Newton's method finds no mode
+                or the result is not finite (see :func:`_raise_if_failed`);
+                under ``jit`` the value is NaN instead.
         """
         X, y = self._data(X, y)
         value = _log_marginal_likelihood(self, X, y)
-        raise_if_not_finite(value, "I + W^½ K W^½ (the Laplace approximation)")
+        _raise_if_failed(value)
         return value
 
     # ---------------------------------------------------------------- posterior
@@ -432,12 +444,31 @@ class LaplaceGP(Module):
 
         Raises:
             ValueError: as for :meth:`log_marginal_likelihood`.
-            CholeskyError: (eager code only) if the factorisation is not finite.
+            CholeskyError: (eager code only) if Newton's method finds no mode
+                or the factorisation is not finite; under ``jit`` the factor
+                is NaN instead.
         """
         X, y = self._data(X, y)
         posterior = _condition(self, X, y)
-        raise_if_not_finite(posterior.cholesky_factor, "I + W^½ K W^½ (the Laplace approximation)")
+        _raise_if_failed(posterior.cholesky_factor)
         return posterior
+
+
+def _raise_if_failed(value) -> None:
+    """Eager guard: :class:`CholeskyError` if a concrete ``value`` holds NaN/inf.
+
+    ``B`` has eigenvalues ≥ 1, so a failure is not a matter of noise or jitter:
+    either Newton's method found no mode (it is NaN then, see :func:`_newton`)
+    or ``K``, ``W`` or the mean overflowed.
+    """
+    if holds_non_finite(value):
+        raise CholeskyError(
+            "The Laplace approximation failed: Newton's method found no posterior mode, or "
+            "the factorisation of I + W^½ K W^½ was not finite. Check the mean function and "
+            "the kernel variance against the scale of the latent function (for Poisson it "
+            "is the log rate: a constant mean near log(mean count), not the mean count), "
+            "and that the kernel matrix is finite."
+        )
 
 
 # Compiled cores: the public methods check their inputs eagerly, then call these

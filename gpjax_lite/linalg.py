@@ -82,17 +82,26 @@ def cholesky(K: Float[Array, "n n"], *, what: str = "the covariance matrix") -> 
     return L
 
 
+def holds_non_finite(value) -> bool:
+    """Whether a concrete ``value`` (an array or a pytree of them) holds NaN/inf.
+
+    Only floating-point leaves are inspected; ``False`` under ``jit`` (for
+    tracers), where the caller's flag is the NaN itself.
+    """
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(value) if eqx.is_inexact_array(leaf)]
+    if not leaves or not all(is_concrete(leaf) for leaf in leaves):
+        return False
+    return not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+
+
 def raise_if_not_finite(value, what: str) -> None:
     """Eager-mode guard: raise :class:`CholeskyError` if a concrete ``value`` holds NaN/inf.
 
     ``value`` is an array or a pytree of them (a solver's state, say); only its
     floating-point leaves are inspected.
     """
-    leaves = [leaf for leaf in jax.tree_util.tree_leaves(value) if eqx.is_inexact_array(leaf)]
-    if not leaves or not all(is_concrete(leaf) for leaf in leaves):
-        return
-    if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
-        dtype = jnp.result_type(leaves[0])
+    if holds_non_finite(value):
+        dtype = jnp.result_type(jax.tree_util.tree_leaves(value)[0])
         raise CholeskyError(
             f"The Cholesky factorisation of {what} failed: it is not positive definite in "
             f"{dtype}. Increase the observation `noise` (or the `jitter`), shorten very "

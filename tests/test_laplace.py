@@ -178,6 +178,30 @@ def test_poisson_with_large_counts_needs_and_survives_step_halving():
     np.testing.assert_allclose(f, K @ (y - np.exp(f)), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.x64
+def test_no_mode_is_an_error_eagerly_and_nan_under_jit():
+    """A Poisson prior mean tens above the log rate (the mean count given as the mean of
+    the *log* rate): W = e^m beyond 1/ε, Newton's step is lost to cancellation and every
+    halving is rejected. That must not come back as a finite value at the prior mean."""
+    X = np.linspace(0.0, 10.0, 40)
+    y = np.random.default_rng(5).poisson(np.exp(np.sin(X) + 1.0)).astype(float)
+
+    def model(c):
+        return gl.LaplaceGP(
+            kernels.Matern52(lengthscale=2.0), likelihoods.Poisson(), means.Constant(c)
+        )
+
+    assert np.isfinite(model(30.0).log_marginal_likelihood(X, y))  # still found
+    with pytest.raises(gl.CholeskyError, match="Newton's method found no posterior mode"):
+        model(40.0).log_marginal_likelihood(X, y)
+    with pytest.raises(gl.CholeskyError, match="log rate"):
+        model(40.0).condition(X, y)
+    assert np.isnan(jax.jit(lambda m: m.log_marginal_likelihood(X, y))(model(40.0)))
+    with pytest.warns(RuntimeWarning, match="non-finite at step 0"):
+        result = gl.fit(model(40.0), X, y, num_steps=5)
+    assert int(result.nonfinite_step) == 0
+
+
 # ------------------------------------------------- Gaussian: equals the exact GP
 def test_gaussian_likelihood_equals_the_exact_gp():
     rng = np.random.default_rng(4)
