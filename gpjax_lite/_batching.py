@@ -54,7 +54,9 @@ def vmap_in_chunks(f, chunk_size: int):
 
         value, grads = _map_in_chunks(value_and_gradient, chunk_size)(*primals)
         products = (jnp.sum(g * t) for g, t in zip(grads, _pick(tangents, moving)))
-        return value, sum(products, jnp.zeros_like(value))
+        # In the value's dtype, as JAX's own rules give it: a float64 argument (a
+        # hyperparameter) of a float32 computation has float64 gradients and tangents.
+        return value, sum(products, jnp.zeros_like(value)).astype(value.dtype)
 
     chunked.defjvp(chunked_jvp, symbolic_zeros=True)
     return chunked

@@ -363,7 +363,8 @@ def _noisy_gaussian_log_density_jvp(primals, tangents):
     dvalue = _log_density_tangent(alpha, K_inv, dK, dr) + 0.5 * jnp.dot(
         alpha**2 - _diagonal(K_inv), dnoise
     )
-    return value, dvalue
+    # In the value's dtype: float64 noise variances of a float32 K give float64 tangents.
+    return value, dvalue.astype(value.dtype)
 
 
 def _add_to_diagonal(K, d):

@@ -140,3 +140,19 @@ def test_a_failed_factorisation_is_nan_for_its_problem_only():
     assert np.all(np.isfinite(np.delete(np.asarray(values), 6)))
     with pytest.raises(gl.CholeskyError):  # eagerly, the same problem raises
         lml(noises[6], X[6], y[6])
+
+
+@pytest.mark.x64
+def test_float32_data_with_float64_hyperparameters():
+    """float32 data, float64 kernel and noise: the value is float32 (the Gram matrix is
+    cast to the data's dtype), and the chunked rule's tangent must be too; a restarted
+    ``fit`` with optax's L-BFGS used to stop on JAX's dtype check."""
+    X, y = datasets(np.float32)
+    gp = rbf_gp(dtype=np.float64)
+    vg = jax.vmap(eqx.filter_value_and_grad(neg_lml), in_axes=(None, 0, 0))
+    value, grad = vg(gp, jnp.asarray(X), jnp.asarray(y))
+    loop = [eqx.filter_value_and_grad(neg_lml)(gp, X[i], y[i]) for i in range(B)]
+    np.testing.assert_allclose(value, [v for v, _ in loop], rtol=1e-5)
+    np.testing.assert_allclose(
+        grad.kernel.lengthscale, [g.kernel.lengthscale for _, g in loop], rtol=1e-4
+    )

@@ -422,3 +422,29 @@ def test_solve_small_checks_shapes_and_promotes_dtypes():
     assert jnp.issubdtype(X.dtype, jnp.floating)
     np.testing.assert_allclose(X, 0.5 * np.ones((3, 1)))
     assert solve_small(jnp.zeros((0, 0)), jnp.zeros((0, 2))).shape == (0, 2)
+
+
+@pytest.mark.x64
+def test_log_density_tangents_take_the_values_dtype():
+    """float64 noise variances with a float32 K and residual: the value is float32, and so
+    must its tangent be (JAX rejects a custom rule that differs); found as a TypeError in
+    ``fit(optimizer=optax.lbfgs())`` with float32 data and restarts."""
+    rng = np.random.default_rng(3)
+    B = rng.standard_normal((6, 6))
+    K = jnp.asarray(B @ B.T + np.eye(6), jnp.float32)
+    noise = jnp.full(6, 0.3, jnp.float64)
+    r = jnp.asarray(rng.standard_normal(6), jnp.float32)
+    value, tangent = jax.jvp(
+        lambda s, r: noisy_gaussian_log_density(K, s * noise, r), (1.0, r), (1.0, r)
+    )
+    assert value.dtype == tangent.dtype == jnp.float32
+    # d/ds at s = 1 plus the r-direction derivative, in float64 by central differences.
+    K64 = np.asarray(K, np.float64)
+
+    def f(s, t):
+        C = K64 + np.diag(s * np.asarray(noise))
+        return scipy.stats.multivariate_normal(np.zeros(6), C).logpdf(np.asarray(r, np.float64) * t)
+
+    h = 1e-6
+    expected = (f(1 + h, 1 + h) - f(1 - h, 1 - h)) / (2 * h)
+    np.testing.assert_allclose(tangent, expected, rtol=1e-4)
