@@ -435,8 +435,29 @@ def _adjoint_step(h, lp, Lp, K, v, weight):
     return e, kappa, lam, Lam
 
 
+@jax.custom_jvp
+def _first_derivatives_only(saved):
+    """``saved`` itself; differentiating it (a second derivative) is a ``TypeError``.
+
+    The reverse pass below is written for first derivatives; differentiated in
+    turn by JAX (``jax.jacrev(jax.grad(...))``) it gave NaN, and forward mode
+    through a ``custom_vjp`` is JAX's own error, so a second derivative is an
+    error that names the way out.
+    """
+    return saved
+
+
+@_first_derivatives_only.defjvp
+def _first_derivatives_only_jvp(primals, tangents):
+    raise TypeError(
+        "solvers.StateSpace gives first derivatives of the log marginal likelihood "
+        "(jax.grad, jax.vjp, jax.jacrev) but not second derivatives (jax.hessian, a gradient "
+        "of a gradient); use solvers.Cholesky() for those."
+    )
+
+
 def _backward(h, pattern, saved, g):
-    A, (m_prev, P_upper, K, v, weight) = saved
+    A, (m_prev, P_upper, K, v, weight) = _first_derivatives_only(saved)
     s = len(h)
     zero = jnp.zeros(v.shape[1:], v.dtype)
     one = jnp.ones_like(zero)

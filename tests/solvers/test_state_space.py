@@ -316,6 +316,25 @@ def test_parallel_must_be_a_bool(value):
         solvers.StateSpace(parallel=value)
 
 
+def test_a_second_derivative_is_a_type_error_not_nan():
+    """The reverse pass is hand-written for first derivatives; differentiated again it gave
+    NaN. A gradient of a gradient is a TypeError naming the way out; the gradient itself is
+    unchanged (the dense solver's)."""
+    t = np.linspace(0.0, 10.0, 30)
+    y = np.sin(t)
+
+    def lml(lengthscale, solver):
+        gp = GP(K.Matern32(lengthscale=lengthscale), noise=0.1, solver=solver)
+        return gp.log_marginal_likelihood(t, y)
+
+    np.testing.assert_allclose(
+        jax.grad(lml)(1.0, solvers.StateSpace()), jax.grad(lml)(1.0, solvers.Cholesky()), rtol=1e-6
+    )
+    with pytest.raises(TypeError, match="solvers.Cholesky"):
+        jax.jacrev(jax.grad(lml))(1.0, solvers.StateSpace())
+    assert np.isfinite(jax.hessian(lml)(1.0, solvers.Cholesky()))
+
+
 def test_several_columns_raise_value_error_naming_the_argument():
     gp = GP(K.Matern32(), noise=0.1, solver=solvers.StateSpace())
     X2 = np.stack([X, X], axis=1)
