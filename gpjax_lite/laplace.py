@@ -127,12 +127,12 @@ def _B(K, sqrt_W):
 
 
 def _newton_pieces(K, m, y, likelihood, f):
-    """``∇ log p``, ``W^½`` and the factor ``L`` of ``B = I + W^½ K W^½`` at ``f``."""
+    """``∇ log p``, ``∇² log p``, ``W^½`` and the factor ``L`` of ``B = I + W^½ K W^½`` at ``f``."""
     first, second = likelihood.log_prob_derivatives(f, y)
     sqrt_W = _sqrt_W(second)
     B = _B(K, sqrt_W)
     L = jax.lax.linalg.cholesky(B, symmetrize_input=False)
-    return first, sqrt_W, L
+    return first, second, sqrt_W, L
 
 
 def _psi(K, m, y, likelihood, a):
@@ -171,7 +171,7 @@ def _newton(K, m, y, likelihood):
         # transposed writes it so straight from K's row-major layout. From K itself
         # XLA made a transposed copy of K, and one back for `K @ b`, in every step
         # (n × n each; the `laplace` case of `python -m benchmarks`).
-        first, sqrt_W, L = _newton_pieces(K.T, m, y, likelihood, f)
+        first, _, sqrt_W, L = _newton_pieces(K.T, m, y, likelihood, f)
         b = sqrt_W**2 * (f - m) + first
         return b - sqrt_W * cho_solve(L, sqrt_W * (K @ b))
 
@@ -217,6 +217,14 @@ def _newton(K, m, y, likelihood):
     return f + failed, a + failed
 
 
+def _mode_pieces(K, m, y, likelihood):
+    """The mode ``f̂``, ``a``, ``∇² log p``, ``W^½`` and the factor ``L`` of ``B`` at ``f̂``
+    (one Cholesky)."""
+    f, a = _newton(K, m, y, likelihood)
+    _, second, sqrt_W, L = _newton_pieces(K, m, y, likelihood, f)
+    return f, a, second, sqrt_W, L
+
+
 @jax.custom_jvp
 def _mode(K, m, y, likelihood):
     """``(f̂, a)``, ``a = K⁻¹(f̂ - m) = ∇log p(y | f̂)``, differentiable by implicit differentiation."""
@@ -227,8 +235,7 @@ def _mode(K, m, y, likelihood):
 def _mode_jvp(primals, tangents):
     K, m, y, likelihood = primals
     dK, dm, dy, dlikelihood = tangents
-    f, a = _newton(K, m, y, likelihood)
-    _, sqrt_W, L = _newton_pieces(K, m, y, likelihood, f)
+    f, a, _, sqrt_W, L = _mode_pieces(K, m, y, likelihood)
 
     def gradient(lik, y_):
         return lik.log_prob_derivatives(f, y_)[0]
@@ -256,15 +263,6 @@ def posterior_mode(
     so the iterations themselves are never differentiated.
     """
     return _mode(K, m, y, likelihood)[0]
-
-
-def _mode_pieces(K, m, y, likelihood):
-    """The mode ``f̂``, ``a``, ``W^½`` and the factor ``L`` of ``B`` at ``f̂`` (one Cholesky)."""
-    f, a = _newton(K, m, y, likelihood)
-    _, second = likelihood.log_prob_derivatives(f, y)
-    sqrt_W = _sqrt_W(second)
-    L = jax.lax.linalg.cholesky(_B(K, sqrt_W), symmetrize_input=False)
-    return f, a, second, sqrt_W, L
 
 
 def _lml_value(m, y, likelihood, f, a, L):
@@ -483,7 +481,7 @@ def _log_marginal_likelihood(model, X, y):
 def _condition(model, X, y):
     K, m = model.kernel.gram(X), evaluate_mean(model.mean, X)
     f, a = _mode(K, m, y, model.likelihood)
-    _, sqrt_W, L = _newton_pieces(K, m, y, model.likelihood, f)
+    _, _, sqrt_W, L = _newton_pieces(K, m, y, model.likelihood, f)
     return LaplacePosterior(model=model, X=X, mode=f, gradient=a, sqrt_W=sqrt_W, cholesky_factor=L)
 
 

@@ -88,10 +88,14 @@ def holds_non_finite(value) -> bool:
     Only floating-point leaves are inspected; ``False`` under ``jit`` (for
     tracers), where the caller's flag is the NaN itself.
     """
-    leaves = [leaf for leaf in jax.tree_util.tree_leaves(value) if eqx.is_inexact_array(leaf)]
+    leaves = _inexact_leaves(value)
     if not leaves or not all(is_concrete(leaf) for leaf in leaves):
         return False
     return not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+
+
+def _inexact_leaves(value) -> list:
+    return [leaf for leaf in jax.tree_util.tree_leaves(value) if eqx.is_inexact_array(leaf)]
 
 
 def raise_if_not_finite(value, what: str) -> None:
@@ -101,7 +105,7 @@ def raise_if_not_finite(value, what: str) -> None:
     floating-point leaves are inspected.
     """
     if holds_non_finite(value):
-        dtype = jnp.result_type(jax.tree_util.tree_leaves(value)[0])
+        dtype = jnp.result_type(_inexact_leaves(value)[0])
         raise CholeskyError(
             f"The Cholesky factorisation of {what} failed: it is not positive definite in "
             f"{dtype}. Increase the observation `noise` (or the `jitter`), shorten very "
