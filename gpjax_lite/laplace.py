@@ -25,11 +25,13 @@ log-concave likelihoods ``W ≥ 0`` and ``Ψ`` has one maximum.
   :data:`MAX_HALVINGS` times. The iteration stops when a step moves ``f`` by
   less than :func:`mode_tolerance` (relative; the value is then converged far
   below 1e-10 relative). When ``Ψ`` cannot be increased any more before that
-  (every halving rejected), or after :data:`MAX_NEWTON_STEPS` steps, there is
-  no mode: it is NaN, an error in eager code and a non-finite loss that
+  (every halving rejected) after a Newton step larger than the square root of
+  that tolerance, or after :data:`MAX_NEWTON_STEPS` steps, there is no mode:
+  it is NaN, an error in eager code and a non-finite loss that
   ``fit`` flags under ``jit``. (This happens when ``W`` exceeds ``1/ε``, e.g.
   a Poisson prior mean tens above the log rate, where the two terms of ``a``
-  cancel.)
+  cancel. Stuck after a smaller step is the mode of an ill-conditioned ``K``,
+  whose round-off in ``K a`` hides the last gains in ``Ψ``.)
 * **Approximate log marginal likelihood** (R&W eq. 3.32)::
 
       log q(y | X) = -½ (f̂ - m)ᵀ K⁻¹ (f̂ - m) + Σ log p(y_i | f̂_i) - ½ log|B|
@@ -56,6 +58,8 @@ log-concave likelihoods ``W ≥ 0`` and ``Ψ`` has one maximum.
 """
 
 from __future__ import annotations
+
+import math
 
 import equinox as eqx
 import jax
@@ -176,7 +180,7 @@ def _newton(K, m, y, likelihood):
         return b - sqrt_W * cho_solve(L, sqrt_W * (K @ b))
 
     def attempt(state):
-        a, f, psi, noise, candidate, halvings, _, steps = state
+        a, f, psi, noise, candidate, halvings, _, steps, full_step = state
         candidate = jax.lax.cond(
             halvings > 0, lambda: 0.5 * (a + candidate), lambda: newton_step(f)
         )
@@ -186,6 +190,8 @@ def _newton(K, m, y, likelihood):
         accepted = psi_new >= psi - noise
         moved, size = jnp.max(jnp.abs(jnp.stack([f_new - f, f_new])), axis=1)
         small = moved <= tolerance * (1.0 + size)
+        # The size of the last full Newton step, relative (NaN for an overflowing one).
+        full_step = jnp.where(halvings == 0, moved / (1.0 + size), full_step)
         converged = accepted & (steps > 0) & small
         stuck = ~accepted & (halvings + 1 >= MAX_HALVINGS)
         keep = lambda new, old: jnp.where(accepted, new, old)
@@ -198,21 +204,26 @@ def _newton(K, m, y, likelihood):
             jnp.where(accepted, 0, halvings + 1),
             converged | stuck,
             steps,
+            full_step,
         )
 
     zero, one = jnp.asarray(0, jnp.int32), jnp.asarray(1, jnp.int32)
     a0 = jnp.zeros_like(m)
     psi0, noise0 = jnp.asarray(-jnp.inf, m.dtype), jnp.zeros((), m.dtype)
-    state = (a0, m, psi0, noise0, a0, one, jnp.asarray(False), zero)
+    inf = jnp.asarray(jnp.inf, m.dtype)
+    state = (a0, m, psi0, noise0, a0, one, jnp.asarray(False), zero, inf)
     # Stop when converged or stuck; after MAX_NEWTON_STEPS Newton steps, finish any halving.
-    a, f, _, _, _, halvings, done, _ = jax.lax.while_loop(
+    a, f, _, _, _, halvings, done, _, full_step = jax.lax.while_loop(
         lambda s: ~s[6] & ((s[7] < MAX_NEWTON_STEPS) | (s[5] > 0)), attempt, state
     )
-    # Stuck (every halving of a step rejected) or out of steps is no mode: NaN, so that
-    # eager code raises and `fit` flags the step, rather than a finite value at a point
-    # that is not the mode (a Poisson prior mean far above the log rate: W = e^f beyond
-    # 1/ε, where the Newton step is lost to cancellation).
-    found = done & (halvings == 0)  # done by the step-size test, not by being stuck
+    # Stuck (every halving of a step rejected) or out of steps, with a last Newton step
+    # that is not small, is no mode: NaN, so that eager code raises and `fit` flags the
+    # step, rather than a finite value at a point that is not the mode (a Poisson prior
+    # mean far above the log rate: W = e^f beyond 1/ε, where the Newton step is lost to
+    # cancellation). Stuck after a step below √tolerance is the mode of an ill-conditioned
+    # K, where round-off in K a hides Ψ's last gains (an error of O(step²) in f).
+    converged = done & (halvings == 0)
+    found = converged | (full_step <= math.sqrt(tolerance))
     failed = jnp.where(found, 0.0, jnp.nan).astype(f.dtype)
     return f + failed, a + failed
 

@@ -450,9 +450,9 @@ def _first_derivatives_only(saved):
 @_first_derivatives_only.defjvp
 def _first_derivatives_only_jvp(primals, tangents):
     raise TypeError(
-        "solvers.StateSpace gives first derivatives of the log marginal likelihood "
-        "(jax.grad, jax.vjp, jax.jacrev) but not second derivatives (jax.hessian, a gradient "
-        "of a gradient); use solvers.Cholesky() for those."
+        "solvers.StateSpace gives first derivatives of the log marginal likelihood in "
+        "reverse mode (jax.grad, jax.vjp, jax.jacrev), not a gradient of a gradient (nor "
+        "forward mode: jax.jvp, jax.jacfwd, jax.hessian); use solvers.Cholesky() for those."
     )
 
 
