@@ -7,7 +7,7 @@ the log marginal likelihood with optax in one compiled loop.
 
 from . import datasets, kernels, likelihoods, linalg, means, parameters, posterior, solvers, sparse
 from .distributions import MultivariateNormal
-from .fit import FitResult, fit
+from .fit import FitResult, default_compiler_options, fit
 from .gp import GP, Posterior
 from .laplace import LaplaceGP, LaplacePosterior
 from .lbfgs import lbfgs
@@ -26,6 +26,7 @@ __all__ = [
     "CholeskyError",
     "fit",
     "FitResult",
+    "default_compiler_options",
     "lbfgs",
     "summary",
     "kernels",

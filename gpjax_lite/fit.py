@@ -104,6 +104,47 @@ PROGRESS_LINES = 10
 
 _DEFAULT_OPTIMIZER = lbfgs()
 
+#: The XLA:CPU option ``fit`` and ``fit_svgp`` compile their loop with by
+#: default, where the installed XLA knows it (see :func:`default_compiler_options`).
+_CPU_COMPILER_OPTIONS = (("xla_cpu_use_fusion_emitters", False),)
+
+
+def default_compiler_options() -> dict[str, Any]:
+    """The XLA compiler options :func:`fit` and ``fit_svgp`` compile their loop with by default.
+
+    On the CPU backend, ``{"xla_cpu_use_fusion_emitters": False}``: XLA:CPU's
+    classic fusion emitters, which generate each fused kernel's LLVM IR
+    directly instead of through XLA's newer MLIR pipeline. A fit's program is
+    mostly many small kernels (the optimizer's scalar bookkeeping, the line
+    search, the objective's vector updates), and the MLIR pipeline costs a
+    roughly fixed time per kernel: with the classic emitters the loop compiles
+    in about half the time, while its run time, dominated by the objective's
+    factorisations, matrix products and kernel matrices, moves by a few per
+    cent either way (both measured in ``benchmarks/results/cpu-2026-12-01-compile-options``).
+    Results agree to round-off.
+
+    Elsewhere, and where the installed XLA does not know the option (jaxlib
+    0.11 removed it), ``{}``: XLA's defaults. The answer is probed once per
+    process by compiling a trivial program with the option.
+
+    Compiler options apply to a top-level ``jax.jit`` only: when ``fit`` runs
+    inside your own ``jax.jit``, pass these options to that ``jax.jit`` (its
+    ``compiler_options=``) to get the same program.
+    """
+    if jax.default_backend() != "cpu" or not _cpu_options_known():
+        return {}
+    return dict(_CPU_COMPILER_OPTIONS)
+
+
+@functools.cache
+def _cpu_options_known() -> bool:
+    """Whether this XLA accepts :data:`_CPU_COMPILER_OPTIONS` (an unknown option is an error)."""
+    try:
+        jax.jit(lambda x: x, compiler_options=dict(_CPU_COMPILER_OPTIONS)).lower(0.0).compile()
+    except RuntimeError:  # jax.errors.JaxRuntimeError: "No such compile option"
+        return False
+    return True
+
 
 class FitResult(eqx.Module):
     """What :func:`fit` returns.
@@ -152,6 +193,7 @@ def fit(
     progress: bool = False,
     objective: Callable[[Any, Any, Any], Any] | None = None,
     log_prior: Callable[[Any], Any] | None = None,
+    compiler_options: dict[str, Any] | None = None,
 ) -> FitResult:
     """Maximise ``model.log_marginal_likelihood(X, y)`` (plus a log prior) over its hyperparameters.
 
@@ -203,6 +245,12 @@ def fit(
             (Rasmussen & Williams 2006, eq. 5.7). As for ``objective``, a
             module-level function reuses the compiled loop. Default ``None``:
             no prior (type-II maximum likelihood).
+        compiler_options: XLA compiler options for the compiled loop, as
+            ``jax.jit``'s ``compiler_options``. Default ``None``:
+            :func:`default_compiler_options` (on the CPU, XLA:CPU's classic
+            fusion emitters, which halve the compile time); ``{}``: XLA's
+            defaults. Ignored when ``fit`` runs inside your own ``jax.jit``
+            (that one's options apply).
 
     Returns:
         A :class:`FitResult` whose model is the best iterate seen. If a loss or
@@ -220,7 +268,9 @@ def fit(
         TypeError: for a ``num_steps`` or ``num_restarts`` that is not an int,
             an ``optimizer`` that is not an optax
             ``GradientTransformation``, an ``objective`` or ``log_prior`` that
-            is not callable, or a ``progress`` that is not a bool.
+            is not callable, a ``progress`` that is not a bool, or
+            ``compiler_options`` that are not a dict of option names to
+            scalar values.
     """
     # A model edited around its constructor (equinox.tree_at, deserialisation)
     # must not start an optimisation from a negative noise or lengthscale.
@@ -245,6 +295,7 @@ def fit(
         progress=progress,
         objective=objective,
         log_prior=log_prior,
+        compiler_options=compiler_options,
     )
     num_restarts = _positive_int("num_restarts", num_restarts)
     if num_restarts > 1 and key is None:
@@ -274,6 +325,7 @@ def fit(
         stochastic=False,
         name="fit",
         label=_loss_label(objective, log_prior),
+        compiler_options=compiler_options,
     )
     warn_about_run("fit", result, stochastic=False)
     return result
@@ -326,7 +378,9 @@ def _loss_label(objective, log_prior) -> str:
 
 
 # --------------------------------------------------------------------------- arguments
-def check_loop_arguments(*, optimizer, num_steps, progress, objective=None, log_prior=None) -> int:
+def check_loop_arguments(
+    *, optimizer, num_steps, progress, objective=None, log_prior=None, compiler_options=None
+) -> int:
     """The checks of every argument the fit loop takes, shared by ``fit`` and ``fit_svgp``.
 
     Returns ``num_steps`` as an int.
@@ -336,7 +390,8 @@ def check_loop_arguments(*, optimizer, num_steps, progress, objective=None, log_
         TypeError: ``num_steps`` is not an int, ``optimizer`` is not an optax
             ``GradientTransformation``,
             ``progress`` is not a bool, ``objective`` or ``log_prior`` (when
-            given) is not callable.
+            given) is not callable, ``compiler_options`` (when given) is not a
+            dict of option names to scalar values.
     """
     num_steps = _positive_int("num_steps", num_steps)
     if not isinstance(optimizer, optax.GradientTransformation):
@@ -354,6 +409,17 @@ def check_loop_arguments(*, optimizer, num_steps, progress, objective=None, log_
             raise TypeError(
                 f"`{name}` must be a function `{signature}`, got {type(function).__name__}."
             )
+    if compiler_options is not None and not (
+        isinstance(compiler_options, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, (str, bool, int, float))
+            for k, v in compiler_options.items()
+        )
+    ):
+        raise TypeError(
+            "`compiler_options` must be a dict of XLA option names to str, bool, int or float "
+            f"values (as for `jax.jit`), or None for the default, got {compiler_options!r}."
+        )
     return num_steps
 
 
@@ -732,8 +798,37 @@ class _Loop(eqx.Module):
         return state, self.finish(state)
 
 
-@eqx.filter_jit
-def minimise(
+def minimise(*args, compiler_options: dict[str, Any] | None = None, **kwargs) -> FitResult:
+    """:func:`_minimise`, compiled with ``compiler_options`` (``None``: :func:`default_compiler_options`).
+
+    One ``equinox.filter_jit`` per set of options, so that each keeps its own
+    cache of compiled programs. Inside a user's ``jit`` no options are passed
+    (that ``jit``'s own apply).
+    """
+    if _staged():
+        # Inside a user's jit its options apply to the whole program (JAX refuses
+        # options on a nested jit).
+        compiler_options = {}
+    elif compiler_options is None:
+        compiler_options = default_compiler_options()
+    return _compiled_minimise(tuple(sorted(compiler_options.items())))(*args, **kwargs)
+
+
+def _staged() -> bool:
+    """Whether this call is being traced into a larger program (a user's ``jit``).
+
+    Under a tracing ``jit`` every new array is a tracer, even a constant;
+    eagerly (and under an eager ``vmap`` or ``grad``) it is not.
+    """
+    return isinstance(jnp.asarray(0.0), jax.core.Tracer)
+
+
+@functools.cache
+def _compiled_minimise(compiler_options: tuple):
+    return eqx.filter_jit(_minimise, compiler_options=dict(compiler_options) or None)
+
+
+def _minimise(
     loss,
     starts,
     initial,

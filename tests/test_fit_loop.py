@@ -24,6 +24,7 @@ import optax
 import pytest
 from conftest import naming
 
+import gpjax_lite
 from gpjax_lite import GP, fit, kernels, sparse
 from gpjax_lite.parameters import Positive, from_unconstrained, to_unconstrained, trainable_mask
 
@@ -221,6 +222,13 @@ def _exact_fit(**kwargs):
         (dict(num_steps=True), TypeError, "num_steps"),
         (dict(fixed=lambda model: model), ValueError, "fixed"),
         (dict(fixed=lambda model: model.no_such_field), ValueError, "fixed"),
+        (dict(compiler_options="fast"), TypeError, "compiler_options"),
+        (dict(compiler_options={1: True}), TypeError, "compiler_options"),
+        (
+            dict(compiler_options={"xla_cpu_use_fusion_emitters": [False]}),
+            TypeError,
+            "compiler_options",
+        ),
     ],
 )
 def test_fit_and_fit_svgp_reject_bad_loop_arguments_alike(kwargs, error, name):
@@ -233,3 +241,49 @@ def test_fit_and_fit_svgp_reject_bad_loop_arguments_alike(kwargs, error, name):
             messages.append(str(info.value))
     if name != "fixed" and len(messages) == 2:  # the `fixed` messages name each model's own field
         assert messages[0] == messages[1]
+
+
+# ------------------------------------------------------------------- compiler options
+def _known_to_xla(options) -> bool:
+    try:
+        jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_default_compiler_options_are_the_classic_cpu_emitters_where_xla_has_them():
+    classic = {"xla_cpu_use_fusion_emitters": False}
+    expected = classic if jax.default_backend() == "cpu" and _known_to_xla(classic) else {}
+    assert gpjax_lite.default_compiler_options() == expected
+    assert gpjax_lite.default_compiler_options() is not gpjax_lite.default_compiler_options()
+
+
+@pytest.mark.parametrize("run", [_exact_fit, _svgp_fit], ids=["fit", "fit_svgp"])
+def test_compiler_options_reach_the_compiled_loop(run):
+    # XLA rejects an option it does not know: the error proves the options reached it.
+    with pytest.raises(RuntimeError, match="xla_no_such_option"):
+        run(compiler_options={"xla_no_such_option": True})
+
+
+def test_xla_defaults_and_the_default_options_reach_the_same_fit():
+    default = _exact_fit()
+    plain = _exact_fit(compiler_options={})
+    # Different code generation, the same arithmetic up to round-off.
+    np.testing.assert_allclose(plain.final_loss, default.final_loss, rtol=1e-12)
+    assert_trees_close(plain.model, default.model, rtol=1e-7)
+    assert int(plain.steps_taken) == int(default.steps_taken)
+
+
+def test_fit_inside_a_users_jit_leaves_compiler_options_to_that_jit():
+    # JAX refuses options on a nested jit: fit passes none there, even when asked.
+    X, y = regression_data(n=20)
+    gp = GP(kernels.RBF(), noise=0.1)
+    expected = fit(gp, X, y).final_loss
+    traced = jax.jit(
+        lambda X, y: fit(gp, X, y, compiler_options={"xla_no_such_option": True}).final_loss
+    )
+    np.testing.assert_allclose(traced(X, y), expected, rtol=1e-10)
+    # With the data closed over, no argument of fit is a tracer; it is still staged.
+    closed = jax.jit(lambda: fit(gp, X, y).final_loss)
+    np.testing.assert_allclose(closed(), expected, rtol=1e-10)

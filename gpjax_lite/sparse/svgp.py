@@ -433,6 +433,7 @@ def fit_svgp(
     fixed: Callable[[Any], Any] | None = None,
     mesh=None,
     progress: bool = False,
+    compiler_options: dict[str, Any] | None = None,
 ) -> SVGPFitResult:
     """Maximise the SVGP ELBO by minibatch stochastic optimisation, in one compiled loop.
 
@@ -468,6 +469,9 @@ def fit_svgp(
             ``None``: default placement (one device).
         progress: print the minibatch loss about 10 times (``jax.debug.callback``;
             a static setting: switching it compiles the loop again).
+        compiler_options: XLA compiler options for the compiled loop, as in
+            :func:`gpjax_lite.fit` (``None``: its default, XLA:CPU's classic
+            fusion emitters on the CPU; ``{}``: XLA's defaults).
 
     Returns:
         An :class:`SVGPFitResult` with ``.model``, ``.losses`` and ``.nonfinite_step``.
@@ -480,14 +484,20 @@ def fit_svgp(
         TypeError: a ``model`` that is not an :class:`SVGP`, a ``batch_size``
             or ``num_steps`` that is not an int, a missing ``key``, an ``optimizer``
             that is not an optax ``GradientTransformation``, a ``progress``
-            that is not a bool.
+            that is not a bool, ``compiler_options`` that are not a dict of
+            option names to scalar values.
     """
     if not isinstance(model, SVGP):
         raise TypeError(f"`model` must be a gpjax_lite.sparse.SVGP, got {type(model).__name__}.")
     X, y = model._data(X, y)
     n = X.shape[0]
     batch_size = as_int("batch_size", batch_size, minimum=1, maximum=n)
-    num_steps = check_loop_arguments(optimizer=optimizer, num_steps=num_steps, progress=progress)
+    num_steps = check_loop_arguments(
+        optimizer=optimizer,
+        num_steps=num_steps,
+        progress=progress,
+        compiler_options=compiler_options,
+    )
     if key is None:
         raise TypeError("`key` is required: it draws the minibatches.")
 
@@ -519,6 +529,7 @@ def fit_svgp(
         stochastic=True,
         name="fit_svgp",
         label="-ELBO ≈",
+        compiler_options=compiler_options,
     )
     warn_about_run("fit_svgp", result, stochastic=True)
     return SVGPFitResult(
