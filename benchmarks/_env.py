@@ -5,7 +5,11 @@ runs on one thread, so that numbers are comparable between libraries and
 stable on a shared machine::
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-    XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
+    XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
+
+(Earlier runs also appended ``intra_op_parallelism_threads=1``: not an
+``XLA_FLAGS`` flag, and an undashed token there makes XLA ignore the flags
+after it.)
 
 On a GPU/TPU nothing is changed. Only the benchmark entry point calls this;
 the library never touches these variables.
@@ -17,7 +21,7 @@ import glob
 import os
 
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+XLA_CPU_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
 
 
 def guess_platform() -> str:

@@ -495,7 +495,9 @@ def warn_about_run(name: str, result, *, stochastic: bool) -> None:
     if is_concrete(step) and int(step) >= 0:
         warnings.warn(
             f"{name}: the loss or its gradient became non-finite at step {int(step)}; returning "
-            "the best model before it. Try a larger noise, float64, or a smaller learning rate.",
+            "the best model before it. Try float64 or a smaller learning rate; for a GP, a "
+            "larger noise; for a LaplaceGP, a mean and kernel variance on the latent "
+            "function's scale (for Poisson, the log rate).",
             RuntimeWarning,
             stacklevel=3,
         )

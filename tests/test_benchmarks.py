@@ -141,7 +141,10 @@ def _check_results(results, expected_cases):
         assert key in backend
     if backend["backend"] == "cpu":
         assert backend["pinning"]["pinned"] is True
-        assert "intra_op_parallelism_threads=1" in backend["threads"]["XLA_FLAGS"]
+        flags = backend["threads"]["XLA_FLAGS"].split()
+        assert "--xla_cpu_multi_thread_eigen=false" in flags
+        # Every XLA flag is dashed: an undashed token makes XLA ignore the flags after it.
+        assert all(flag.startswith("--") for flag in flags)
     assert "float64" in results["machine"]
     rows = results["rows"]
     assert {r["case"] for r in rows} >= set(expected_cases)
