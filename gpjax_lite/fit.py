@@ -106,7 +106,7 @@ _DEFAULT_OPTIMIZER = lbfgs()
 
 #: The XLA:CPU option ``fit`` and ``fit_svgp`` compile their loop with by
 #: default, where the installed XLA knows it (see :func:`default_compiler_options`).
-_CPU_COMPILER_OPTIONS = (("xla_cpu_use_fusion_emitters", False),)
+_CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 def default_compiler_options() -> dict[str, Any]:
@@ -117,33 +117,62 @@ def default_compiler_options() -> dict[str, Any]:
     directly instead of through XLA's newer MLIR pipeline. A fit's program is
     mostly many small kernels (the optimizer's scalar bookkeeping, the line
     search, the objective's vector updates), and the MLIR pipeline costs a
-    roughly fixed time per kernel: with the classic emitters the loop compiles
-    in about half the time, while its run time, dominated by the objective's
-    factorisations, matrix products and kernel matrices, moves by a few per
-    cent either way (both measured in ``benchmarks/results/cpu-2026-12-01-compile-options``).
-    Results agree to round-off.
+    roughly fixed time per kernel: with the classic emitters XLA compiles the
+    loop in a half to three quarters of the time, and the first call of a fit
+    is faster, while the run itself moves between −15 % and +30 % (measured
+    on five kinds of fit in ``benchmarks/results/cpu-2026-12-01-compile-options``).
+    In float64 the results agree to round-off; in float32 the optimizer may
+    take a different path to the same optimum, within its tolerances.
 
-    Elsewhere, and where the installed XLA does not know the option (jaxlib
-    0.11 removed it), ``{}``: XLA's defaults. The answer is probed once per
-    process by compiling a trivial program with the option.
+    Elsewhere, and where the installed XLA does not know the option (it is
+    absent from jaxlib 0.11, whose XLA has only the newer emitters), ``{}``.
+    Whether XLA knows it is probed once per process by compiling a trivial
+    program with it.
 
-    Compiler options apply to a top-level ``jax.jit`` only: when ``fit`` runs
-    inside your own ``jax.jit``, pass these options to that ``jax.jit`` (its
-    ``compiler_options=``) to get the same program.
+    Compiler options apply to one top-level ``jax.jit`` and take precedence over
+    the same flag in the ``XLA_FLAGS`` environment variable (``{}`` leaves
+    ``XLA_FLAGS``, or XLA's defaults, in charge). When ``fit`` runs inside your
+    own ``jax.jit``, that ``jit``'s options apply to the whole program: pass
+    these to it (its ``compiler_options=``) to get the same program.
     """
-    if jax.default_backend() != "cpu" or not _cpu_options_known():
+    if jax.default_backend() != "cpu" or _xla_rejection(_options_key(_CPU_COMPILER_OPTIONS)):
         return {}
     return dict(_CPU_COMPILER_OPTIONS)
 
 
+def _options_key(options: dict[str, Any]) -> tuple:
+    """A hashable, order-free key for ``options`` that tells ``False`` from ``0`` and
+    ``True`` from ``1.0`` (equal in Python, different to XLA)."""
+    return tuple(sorted((name, type(value).__name__, value) for name, value in options.items()))
+
+
 @functools.cache
-def _cpu_options_known() -> bool:
-    """Whether this XLA accepts :data:`_CPU_COMPILER_OPTIONS` (an unknown option is an error)."""
+def _xla_rejection(key: tuple) -> str | None:
+    """XLA's message if it rejects the options of ``key`` (an unknown name, a value of
+    the wrong type), else ``None``: one trivial program compiled per new set of
+    options, so that a typo costs milliseconds, not the trace of a fit."""
+    options = {name: value for name, _, value in key}
     try:
-        jax.jit(lambda x: x, compiler_options=dict(_CPU_COMPILER_OPTIONS)).lower(0.0).compile()
-    except RuntimeError:  # jax.errors.JaxRuntimeError: "No such compile option"
-        return False
-    return True
+        jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
+    except RuntimeError as error:  # jax.errors.JaxRuntimeError: INVALID_ARGUMENT
+        return str(error)
+    return None
+
+
+def _check_compiler_options(compiler_options) -> None:
+    """``TypeError`` unless ``compiler_options`` is ``None`` or a dict of option names
+    (str) to str, bool, int or float values, as ``jax.jit`` takes them."""
+    if compiler_options is not None and not (
+        isinstance(compiler_options, dict)
+        and all(
+            isinstance(k, str) and isinstance(v, (str, bool, int, float))
+            for k, v in compiler_options.items()
+        )
+    ):
+        raise TypeError(
+            "`compiler_options` must be a dict of XLA option names to str, bool, int or float "
+            f"values (as for `jax.jit`), or None for the default, got {compiler_options!r}."
+        )
 
 
 class FitResult(eqx.Module):
@@ -246,11 +275,12 @@ def fit(
             module-level function reuses the compiled loop. Default ``None``:
             no prior (type-II maximum likelihood).
         compiler_options: XLA compiler options for the compiled loop, as
-            ``jax.jit``'s ``compiler_options``. Default ``None``:
-            :func:`default_compiler_options` (on the CPU, XLA:CPU's classic
-            fusion emitters, which halve the compile time); ``{}``: XLA's
-            defaults. Ignored when ``fit`` runs inside your own ``jax.jit``
-            (that one's options apply).
+            ``jax.jit``'s ``compiler_options`` (they take precedence over
+            ``XLA_FLAGS``). Default ``None``: :func:`default_compiler_options`
+            (on the CPU, XLA:CPU's classic fusion emitters, which compile the
+            loop markedly faster); ``{}``: none (XLA's defaults, or your
+            ``XLA_FLAGS``). Ignored when ``fit`` runs inside your own
+            ``jax.jit`` (that one's options apply).
 
     Returns:
         A :class:`FitResult` whose model is the best iterate seen. If a loss or
@@ -263,8 +293,10 @@ def fit(
         ValueError: for bad shapes or non-finite data, ``num_steps < 1``,
             ``num_restarts < 1``, ``num_restarts > 1`` without a ``key``, a
             ``fixed`` that does not select parts of the model (or selects all
-            of it), or an ``objective`` / ``log_prior`` that does not return a
-            scalar.
+            of it), an ``objective`` / ``log_prior`` that does not return a
+            scalar, or ``compiler_options`` that XLA rejects (an unknown
+            option, a value of the wrong type; checked before the loop is
+            traced).
         TypeError: for a ``num_steps`` or ``num_restarts`` that is not an int,
             an ``optimizer`` that is not an optax
             ``GradientTransformation``, an ``objective`` or ``log_prior`` that
@@ -409,17 +441,7 @@ def check_loop_arguments(
             raise TypeError(
                 f"`{name}` must be a function `{signature}`, got {type(function).__name__}."
             )
-    if compiler_options is not None and not (
-        isinstance(compiler_options, dict)
-        and all(
-            isinstance(k, str) and isinstance(v, (str, bool, int, float))
-            for k, v in compiler_options.items()
-        )
-    ):
-        raise TypeError(
-            "`compiler_options` must be a dict of XLA option names to str, bool, int or float "
-            f"values (as for `jax.jit`), or None for the default, got {compiler_options!r}."
-        )
+    _check_compiler_options(compiler_options)
     return num_steps
 
 
@@ -800,37 +822,7 @@ class _Loop(eqx.Module):
         return state, self.finish(state)
 
 
-def minimise(*args, compiler_options: dict[str, Any] | None = None, **kwargs) -> FitResult:
-    """:func:`_minimise`, compiled with ``compiler_options`` (``None``: :func:`default_compiler_options`).
-
-    One ``equinox.filter_jit`` per set of options, so that each keeps its own
-    cache of compiled programs. Inside a user's ``jit`` no options are passed
-    (that ``jit``'s own apply).
-    """
-    if _staged():
-        # Inside a user's jit its options apply to the whole program (JAX refuses
-        # options on a nested jit).
-        compiler_options = {}
-    elif compiler_options is None:
-        compiler_options = default_compiler_options()
-    return _compiled_minimise(tuple(sorted(compiler_options.items())))(*args, **kwargs)
-
-
-def _staged() -> bool:
-    """Whether this call is being traced into a larger program (a user's ``jit``).
-
-    Under a tracing ``jit`` every new array is a tracer, even a constant;
-    eagerly (and under an eager ``vmap`` or ``grad``) it is not.
-    """
-    return isinstance(jnp.asarray(0.0), jax.core.Tracer)
-
-
-@functools.cache
-def _compiled_minimise(compiler_options: tuple):
-    return eqx.filter_jit(_minimise, compiler_options=dict(compiler_options) or None)
-
-
-def _minimise(
+def minimise(
     loss,
     starts,
     initial,
@@ -845,6 +837,7 @@ def _minimise(
     stochastic: bool,
     name: str,
     label: str,
+    compiler_options: dict[str, Any] | None = None,
 ) -> FitResult:
     """Minimise ``loss(model, data, key)`` from every start; return a :class:`FitResult`.
 
@@ -866,7 +859,68 @@ def _minimise(
             ranking of iterates: the last finite iterate is returned).
         name: how progress lines start.
         label: how progress lines name the loss.
+        compiler_options: XLA options for the compiled loop (``None``:
+            :func:`default_compiler_options`). None are passed when this call
+            is traced into a user's ``jit`` (that ``jit``'s own apply; JAX
+            refuses options on a nested one).
+
+    Raises:
+        TypeError: ``compiler_options`` is not a dict of names to scalars.
+        ValueError: XLA rejects ``compiler_options`` (an unknown option, a
+            value of the wrong type), checked before the loop is traced.
     """
+    _check_compiler_options(compiler_options)
+    arguments = (loss, starts, initial, static, mask, data, key, optimizer, num_steps, progress)
+    if _staged(arguments):
+        compiler_options = {}
+    elif compiler_options is None:
+        compiler_options = default_compiler_options()
+    options_key = _options_key(compiler_options)
+    rejection = _xla_rejection(options_key) if compiler_options else None
+    if rejection:
+        raise ValueError(f"XLA rejects `compiler_options` {compiler_options!r}: {rejection}")
+    # One `equinox.filter_jit` per set of options, each with its own cache of programs.
+    return _compiled_minimise(options_key)(
+        *arguments, stochastic=stochastic, name=name, label=label
+    )
+
+
+def _staged(arguments) -> bool:
+    """Whether this call is being traced into a larger program (a user's ``jit``).
+
+    Under a tracing ``jit`` every new array is a tracer, even a constant; and
+    an argument that is a tracer (under ``jax.ensure_compile_time_eval``, new
+    arrays are concrete even there) means the same. Eagerly, and under an
+    eager ``vmap`` or ``grad``, neither holds.
+    """
+    return isinstance(jnp.asarray(0.0), jax.core.Tracer) or any(
+        isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(arguments)
+    )
+
+
+@functools.cache
+def _compiled_minimise(options_key: tuple):
+    options = {name: value for name, _, value in options_key}
+    return eqx.filter_jit(_minimise, compiler_options=options or None)
+
+
+def _minimise(
+    loss,
+    starts,
+    initial,
+    static,
+    mask,
+    data,
+    key,
+    optimizer,
+    num_steps,
+    progress,
+    *,
+    stochastic: bool,
+    name: str,
+    label: str,
+) -> FitResult:
+    """:func:`minimise`'s loop, compiled by :func:`_compiled_minimise` (same arguments)."""
     static_arrays, static_rest = eqx.partition(static, eqx.is_array)
     sequential = _sequential_batches()
     num_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]

@@ -244,6 +244,10 @@ def test_fit_and_fit_svgp_reject_bad_loop_arguments_alike(kwargs, error, name):
 
 
 # ------------------------------------------------------------------- compiler options
+CLASSIC = {"xla_cpu_use_fusion_emitters": False}
+NEWER = {"xla_cpu_use_fusion_emitters": True}
+
+
 def _known_to_xla(options) -> bool:
     try:
         jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
@@ -253,37 +257,72 @@ def _known_to_xla(options) -> bool:
 
 
 def test_default_compiler_options_are_the_classic_cpu_emitters_where_xla_has_them():
-    classic = {"xla_cpu_use_fusion_emitters": False}
-    expected = classic if jax.default_backend() == "cpu" and _known_to_xla(classic) else {}
+    expected = CLASSIC if jax.default_backend() == "cpu" and _known_to_xla(CLASSIC) else {}
     assert gpjax_lite.default_compiler_options() == expected
     assert gpjax_lite.default_compiler_options() is not gpjax_lite.default_compiler_options()
 
 
 @pytest.mark.parametrize("run", [_exact_fit, _svgp_fit], ids=["fit", "fit_svgp"])
-def test_compiler_options_reach_the_compiled_loop(run):
-    # XLA rejects an option it does not know: the error proves the options reached it.
-    with pytest.raises(RuntimeError, match="xla_no_such_option"):
-        run(compiler_options={"xla_no_such_option": True})
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"xla_no_such_option": True}, "xla_no_such_option"),
+        ({"xla_backend_optimization_level": "high"}, "xla_backend_optimization_level"),
+    ],
+)
+def test_options_xla_rejects_are_a_value_error_before_the_loop_is_traced(run, options, message):
+    traced = []
+    with pytest.MonkeyPatch.context() as patch:
+        original = GP.log_marginal_likelihood
+        patch.setattr(GP, "log_marginal_likelihood", lambda *a: traced.append(1) or original(*a))
+        with pytest.raises(ValueError, match=f"compiler_options.*{message}"):
+            run(compiler_options=options)
+    assert traced == []  # XLA's answer came from a trivial program, not from the fit's
 
 
-def test_xla_defaults_and_the_default_options_reach_the_same_fit():
+@pytest.mark.skipif(not _known_to_xla(NEWER), reason="this XLA has no classic emitters")
+def test_a_rejected_value_does_not_poison_the_default():
+    # 0 == False in Python, but XLA wants a bool: the rejected {k: 0} must not share
+    # a compiled loop (or a verdict) with the default {k: False}, in either order.
     default = _exact_fit()
-    plain = _exact_fit(compiler_options={})
-    # Different code generation, the same arithmetic up to round-off.
-    np.testing.assert_allclose(plain.final_loss, default.final_loss, rtol=1e-12)
-    assert_trees_close(plain.model, default.model, rtol=1e-7)
-    assert int(plain.steps_taken) == int(default.steps_taken)
+    with pytest.raises(ValueError, match="compiler_options"):
+        _exact_fit(compiler_options={"xla_cpu_use_fusion_emitters": 0})
+    np.testing.assert_array_equal(_exact_fit().final_loss, default.final_loss)
+    with pytest.raises(ValueError, match="compiler_options"):
+        _exact_fit(compiler_options={"xla_cpu_use_fusion_emitters": 1})
+    _exact_fit(compiler_options=NEWER)  # True after 1: still accepted
 
 
+@pytest.mark.x64
+@pytest.mark.skipif(not _known_to_xla(NEWER), reason="this XLA has no classic emitters")
+def test_the_newer_and_the_classic_emitters_reach_the_same_fit():
+    # Explicit options win over XLA_FLAGS (the test configuration asks for the classic
+    # emitters there), so this compares two code generators whatever the environment.
+    classic = _exact_fit(compiler_options=CLASSIC)
+    newer = _exact_fit(compiler_options=NEWER)
+    np.testing.assert_allclose(newer.final_loss, classic.final_loss, rtol=1e-12)
+    assert_trees_close(newer.model, classic.model, rtol=1e-7)
+    assert int(newer.steps_taken) == int(classic.steps_taken)
+
+
+@pytest.mark.x64
 def test_fit_inside_a_users_jit_leaves_compiler_options_to_that_jit():
     # JAX refuses options on a nested jit: fit passes none there, even when asked.
     X, y = regression_data(n=20)
     gp = GP(kernels.RBF(), noise=0.1)
     expected = fit(gp, X, y).final_loss
-    traced = jax.jit(
-        lambda X, y: fit(gp, X, y, compiler_options={"xla_no_such_option": True}).final_loss
-    )
+    bogus = {"xla_no_such_option": True}
+    traced = jax.jit(lambda X, y: fit(gp, X, y, compiler_options=bogus).final_loss)
     np.testing.assert_allclose(traced(X, y), expected, rtol=1e-10)
     # With the data closed over, no argument of fit is a tracer; it is still staged.
     closed = jax.jit(lambda: fit(gp, X, y).final_loss)
     np.testing.assert_allclose(closed(), expected, rtol=1e-10)
+
+    # Under ensure_compile_time_eval new arrays are concrete even inside a jit; the
+    # traced data still tell.
+    @jax.jit
+    def folded(X, y):
+        with jax.ensure_compile_time_eval():
+            return fit(gp, X, y).final_loss
+
+    np.testing.assert_allclose(folded(X, y), expected, rtol=1e-10)

@@ -471,7 +471,8 @@ def fit_svgp(
             a static setting: switching it compiles the loop again).
         compiler_options: XLA compiler options for the compiled loop, as in
             :func:`gpjax_lite.fit` (``None``: its default, XLA:CPU's classic
-            fusion emitters on the CPU; ``{}``: XLA's defaults).
+            fusion emitters on the CPU; ``{}``: none, XLA's defaults or your
+            ``XLA_FLAGS``).
 
     Returns:
         An :class:`SVGPFitResult` with ``.model``, ``.losses`` and ``.nonfinite_step``.
@@ -480,7 +481,8 @@ def fit_svgp(
         ValueError: bad shapes or non-finite data, ``X`` whose columns differ
             from ``inducing_inputs``, ``batch_size`` outside ``[1, n]`` (or not
             divisible by the mesh), ``num_steps < 1``, a ``fixed`` that does
-            not select parts of the model (or selects all of it).
+            not select parts of the model (or selects all of it),
+            ``compiler_options`` that XLA rejects.
         TypeError: a ``model`` that is not an :class:`SVGP`, a ``batch_size``
             or ``num_steps`` that is not an int, a missing ``key``, an ``optimizer``
             that is not an optax ``GradientTransformation``, a ``progress``
