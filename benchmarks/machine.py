@@ -47,6 +47,8 @@ def describe_backend(pin_record: dict | None = None) -> dict:
     """Backend (CPU/GPU/TPU), device name, library versions and thread settings."""
     import jax
 
+    import gpjax_lite
+
     device = jax.devices()[0]
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -71,6 +73,9 @@ def describe_backend(pin_record: dict | None = None) -> dict:
         },
         "pinning": pin_record
         or {"pinned": False, "reason": "not run through python -m benchmarks"},
+        # What `fit`'s own loop is compiled with (the fit rows); everything the cases
+        # jit themselves uses XLA's defaults and XLA_FLAGS.
+        "fit_compiler_options": gpjax_lite.default_compiler_options(),
         "load_average_start": _loadavg(),
     }
     if info["backend"] != "cpu" and pin_record and pin_record.get("pinned"):

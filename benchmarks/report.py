@@ -288,6 +288,8 @@ def markdown(results: dict) -> str:
         f"- Threads: {'pinned to one (BLAS + XLA:CPU flags set by the harness)' if pin.get('pinned') else 'not pinned'}"
         f"; load average at start {be.get('load_average_start')}, at end {meta.get('load_average_end')}.",
         f"- Mode `{meta['mode']}`, dtypes {', '.join(meta['dtypes'])}, total wall time {meta.get('wall_s', 0):.0f} s.",
+        f"- `fit`'s loop compiled with `compiler_options={be.get('fit_compiler_options', 'not recorded')}` "
+        "(the fit rows; other rows use XLA's defaults and `XLA_FLAGS`).",
         "- Peers: "
         + ", ".join(
             f"{p['name']} {p['version']}"

@@ -84,11 +84,11 @@ def compile_and_fit(X, y, num_steps: int):
     set, so it passes the ones ``fit`` uses by itself.
     """
     start = time.perf_counter()
-    fit = jax.jit(
+    fit_jit = jax.jit(
         functools.partial(fit_model, num_steps=num_steps),
         compiler_options=gl.default_compiler_options(),
     )
-    compiled = fit.lower(X, y).compile()
+    compiled = fit_jit.lower(X, y).compile()
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = jax.block_until_ready(compiled(X, y))

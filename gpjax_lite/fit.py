@@ -12,7 +12,9 @@
 * ``fixed=`` holds hyperparameters at their initial values, bit-for-bit;
 * the loop is one ``jax.lax.while_loop`` inside one ``jax.jit``: no Python
   runs per step, and a second call with the same shapes, model structure and
-  optimizer object reuses the compiled program;
+  optimizer object reuses the compiled program; on the CPU that ``jit`` uses
+  XLA's classic fusion emitters, which compile it faster
+  (:func:`default_compiler_options`, ``compiler_options=``);
 * ``num_restarts > 1`` optimises that many starting points together in the
   same compiled loop and keeps the best;
 * the returned model is the best iterate seen (lowest finite loss), never a
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -112,30 +115,35 @@ _CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 def default_compiler_options() -> dict[str, Any]:
     """The XLA compiler options :func:`fit` and ``fit_svgp`` compile their loop with by default.
 
-    On the CPU backend, ``{"xla_cpu_use_fusion_emitters": False}``: XLA:CPU's
-    classic fusion emitters, which generate each fused kernel's LLVM IR
-    directly instead of through XLA's newer MLIR pipeline. A fit's program is
-    mostly many small kernels (the optimizer's scalar bookkeeping, the line
+    When JAX's default backend is the CPU, ``{"xla_cpu_use_fusion_emitters": False}``:
+    XLA:CPU's classic fusion emitters, which generate each fused kernel's LLVM
+    IR directly instead of through XLA's newer MLIR pipeline. A fit's program
+    is mostly many small kernels (the optimizer's scalar bookkeeping, the line
     search, the objective's vector updates), and the MLIR pipeline costs a
-    roughly fixed time per kernel: with the classic emitters XLA compiles the
-    loop in a half to three quarters of the time, and the first call of a fit
-    is faster, while the run itself moves between −15 % and +30 % (measured
-    on five kinds of fit in ``benchmarks/results/cpu-2026-12-01-compile-options``).
-    In float64 the results agree to round-off; in float32 the optimizer may
-    take a different path to the same optimum, within its tolerances.
+    roughly fixed time per kernel: with the classic emitters XLA compiled the
+    loops of five kinds of fit in a half to four fifths of the time, and every
+    first call was faster, while the runs themselves moved between −19 % and
+    +30 % (``benchmarks/results/cpu-2026-12-01-compile-options``). In float64
+    the results agree to round-off; in float32 the optimizer may take a
+    different path to the same optimum, within its tolerances.
 
-    Elsewhere, and where the installed XLA does not know the option (it is
-    absent from jaxlib 0.11, whose XLA has only the newer emitters), ``{}``.
-    Whether XLA knows it is probed once per process by compiling a trivial
-    program with it.
+    ``{}`` (no options) on other backends; where the installed XLA does not
+    know the option (it is absent from jaxlib 0.11, whose XLA has only the
+    newer emitters; probed once per process by compiling a trivial program
+    with it); and where the ``XLA_FLAGS`` environment variable already sets
+    ``xla_cpu_use_fusion_emitters``, which is then yours to decide.
 
     Compiler options apply to one top-level ``jax.jit`` and take precedence over
-    the same flag in the ``XLA_FLAGS`` environment variable (``{}`` leaves
-    ``XLA_FLAGS``, or XLA's defaults, in charge). When ``fit`` runs inside your
-    own ``jax.jit``, that ``jit``'s options apply to the whole program: pass
-    these to it (its ``compiler_options=``) to get the same program.
+    the same flag in ``XLA_FLAGS``. When ``fit`` is traced inside your own
+    ``jax.jit``, that ``jit``'s options apply to the whole program: pass these
+    to it (its ``compiler_options=``) to get the same program.
     """
-    if jax.default_backend() != "cpu" or _xla_rejection(_options_key(_CPU_COMPILER_OPTIONS)):
+    if jax.default_backend() != "cpu":
+        return {}
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if any(flag.lstrip("-").split("=")[0] in _CPU_COMPILER_OPTIONS for flag in flags):
+        return {}
+    if _xla_rejection(_options_key(_CPU_COMPILER_OPTIONS)) is not None:
         return {}
     return dict(_CPU_COMPILER_OPTIONS)
 
@@ -149,20 +157,32 @@ def _options_key(options: dict[str, Any]) -> tuple:
 @functools.cache
 def _xla_rejection(key: tuple) -> str | None:
     """XLA's message if it rejects the options of ``key`` (an unknown name, a value of
-    the wrong type), else ``None``: one trivial program compiled per new set of
-    options, so that a typo costs milliseconds, not the trace of a fit."""
+    the wrong type), else ``None``: a trivial program compiled once per new set of
+    options, so that a typo is caught before a fit is traced.
+
+    Any other failure (no backend, out of memory) is raised, and then not cached.
+    """
     options = {name: value for name, _, value in key}
     try:
         jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
-    except RuntimeError as error:  # jax.errors.JaxRuntimeError: INVALID_ARGUMENT
+    except RuntimeError as error:  # jax.errors.JaxRuntimeError
+        if "INVALID_ARGUMENT" not in str(error):
+            raise
         return str(error)
     return None
 
 
-def _check_compiler_options(compiler_options) -> None:
-    """``TypeError`` unless ``compiler_options`` is ``None`` or a dict of option names
-    (str) to str, bool, int or float values, as ``jax.jit`` takes them."""
-    if compiler_options is not None and not (
+def check_compiler_options(compiler_options) -> None:
+    """Check ``compiler_options`` before any tracing: ``None``, or options XLA accepts.
+
+    Raises:
+        TypeError: not a dict of option names (str) to str, bool, int or
+            float values, as ``jax.jit`` takes them.
+        ValueError: XLA rejects them (an unknown option, a value of the wrong type).
+    """
+    if compiler_options is None:
+        return
+    if not (
         isinstance(compiler_options, dict)
         and all(
             isinstance(k, str) and isinstance(v, (str, bool, int, float))
@@ -173,6 +193,9 @@ def _check_compiler_options(compiler_options) -> None:
             "`compiler_options` must be a dict of XLA option names to str, bool, int or float "
             f"values (as for `jax.jit`), or None for the default, got {compiler_options!r}."
         )
+    rejection = _xla_rejection(_options_key(compiler_options)) if compiler_options else None
+    if rejection:
+        raise ValueError(f"XLA rejects `compiler_options` {compiler_options!r}: {rejection}")
 
 
 class FitResult(eqx.Module):
@@ -279,8 +302,9 @@ def fit(
             ``XLA_FLAGS``). Default ``None``: :func:`default_compiler_options`
             (on the CPU, XLA:CPU's classic fusion emitters, which compile the
             loop markedly faster); ``{}``: none (XLA's defaults, or your
-            ``XLA_FLAGS``). Ignored when ``fit`` runs inside your own
-            ``jax.jit`` (that one's options apply).
+            ``XLA_FLAGS``). Ignored, with a ``UserWarning`` when given, when
+            ``fit`` is traced inside your own ``jax.jit`` (that one's options
+            apply to the whole program).
 
     Returns:
         A :class:`FitResult` whose model is the best iterate seen. If a loss or
@@ -441,7 +465,7 @@ def check_loop_arguments(
             raise TypeError(
                 f"`{name}` must be a function `{signature}`, got {type(function).__name__}."
             )
-    _check_compiler_options(compiler_options)
+    check_compiler_options(compiler_options)
     return num_steps
 
 
@@ -862,44 +886,64 @@ def minimise(
         compiler_options: XLA options for the compiled loop (``None``:
             :func:`default_compiler_options`). None are passed when this call
             is traced into a user's ``jit`` (that ``jit``'s own apply; JAX
-            refuses options on a nested one).
+            refuses options on a nested one); options given explicitly are
+            then still checked, and a ``UserWarning`` says they are ignored.
 
     Raises:
         TypeError: ``compiler_options`` is not a dict of names to scalars.
         ValueError: XLA rejects ``compiler_options`` (an unknown option, a
             value of the wrong type), checked before the loop is traced.
     """
-    _check_compiler_options(compiler_options)
+    check_compiler_options(compiler_options)
     arguments = (loss, starts, initial, static, mask, data, key, optimizer, num_steps, progress)
-    if _staged(arguments):
-        compiler_options = {}
-    elif compiler_options is None:
+    requested = compiler_options
+    if compiler_options is None:
         compiler_options = default_compiler_options()
-    options_key = _options_key(compiler_options)
-    rejection = _xla_rejection(options_key) if compiler_options else None
-    if rejection:
-        raise ValueError(f"XLA rejects `compiler_options` {compiler_options!r}: {rejection}")
-    # One `equinox.filter_jit` per set of options, each with its own cache of programs.
-    return _compiled_minimise(options_key)(
-        *arguments, stochastic=stochastic, name=name, label=label
-    )
+    if compiler_options and _staged():
+        if requested:
+            warnings.warn(
+                f"{name}: `compiler_options` {requested!r} are ignored when {name} is traced "
+                "inside a `jax.jit`: pass them to that `jax.jit` instead.",
+                UserWarning,
+                stacklevel=3,
+            )
+        compiler_options = {}
+
+    def run(options):
+        return _compiled_minimise(_options_key(options))(
+            *arguments, stochastic=stochastic, name=name, label=label
+        )
+
+    try:
+        return run(compiler_options)
+    except ValueError as error:
+        # Under `jax.ensure_compile_time_eval` inside a jit, new arrays are concrete and
+        # `_staged` cannot tell; JAX then refuses the options at the nested jit.
+        if not compiler_options or "top-level" not in str(error):
+            raise
+        return run({})
 
 
-def _staged(arguments) -> bool:
+def _staged() -> bool:
     """Whether this call is being traced into a larger program (a user's ``jit``).
 
-    Under a tracing ``jit`` every new array is a tracer, even a constant; and
-    an argument that is a tracer (under ``jax.ensure_compile_time_eval``, new
-    arrays are concrete even there) means the same. Eagerly, and under an
-    eager ``vmap`` or ``grad``, neither holds.
+    Under a tracing ``jit`` every new array is a tracer, even a constant. Under
+    an eager ``vmap`` or ``jvp`` it is not, and there the loop's own ``jit``
+    keeps its options (JAX refuses options only on a ``jit`` that is staged
+    into another).
     """
-    return isinstance(jnp.asarray(0.0), jax.core.Tracer) or any(
-        isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(arguments)
-    )
+    return isinstance(jnp.asarray(0.0), jax.core.Tracer)
 
 
 @functools.cache
 def _compiled_minimise(options_key: tuple):
+    """The loop's ``equinox.filter_jit``, one per set of options (``{}``: none).
+
+    equinox keys its own cache of ``jax.jit`` objects on the option values, in
+    which ``0`` equals ``False``: what keeps a rejected ``{k: 0}`` from sharing
+    the default ``{k: False}``'s program is :func:`check_compiler_options`,
+    which runs first.
+    """
     options = {name: value for name, _, value in options_key}
     return eqx.filter_jit(_minimise, compiler_options=options or None)
 

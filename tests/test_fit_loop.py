@@ -10,6 +10,10 @@
   NumPy Matérn-5/2 marginal likelihood (Rasmussen & Williams 2006, eq. 2.30
   and 4.17).
 * ``fit`` and ``fit_svgp`` reject bad loop arguments with the same messages.
+* Compiler options: the default (XLA:CPU's classic emitters where XLA has
+  them, unless ``XLA_FLAGS`` chooses), that options reach XLA, that XLA's
+  rejections come before the loop is built, and that inside a user's ``jit``
+  none are passed.
 """
 
 import math
@@ -244,11 +248,13 @@ def test_fit_and_fit_svgp_reject_bad_loop_arguments_alike(kwargs, error, name):
 
 
 # ------------------------------------------------------------------- compiler options
+fit_module = __import__("gpjax_lite.fit", fromlist=["fit"])
 CLASSIC = {"xla_cpu_use_fusion_emitters": False}
 NEWER = {"xla_cpu_use_fusion_emitters": True}
 
 
 def _known_to_xla(options) -> bool:
+    """An oracle independent of the library's probe: does XLA compile with ``options``?"""
     try:
         jax.jit(lambda x: x, compiler_options=options).lower(0.0).compile()
     except RuntimeError:
@@ -256,10 +262,42 @@ def _known_to_xla(options) -> bool:
     return True
 
 
-def test_default_compiler_options_are_the_classic_cpu_emitters_where_xla_has_them():
+@pytest.fixture
+def compiled_with(monkeypatch):
+    """The option sets the loop is compiled with, recorded as ``fit`` hands them over."""
+    seen = []
+    original = fit_module._compiled_minimise
+
+    def recording(options_key):
+        seen.append({name: value for name, _, value in options_key})
+        return original(options_key)
+
+    monkeypatch.setattr(fit_module, "_compiled_minimise", recording)
+    return seen
+
+
+@pytest.mark.parametrize("flags", ["", "--xla_cpu_multi_thread_eigen=false"])
+def test_default_compiler_options_are_the_classic_cpu_emitters_where_xla_has_them(
+    flags, monkeypatch
+):
+    monkeypatch.setenv("XLA_FLAGS", flags)  # read at each call
     expected = CLASSIC if jax.default_backend() == "cpu" and _known_to_xla(CLASSIC) else {}
     assert gpjax_lite.default_compiler_options() == expected
     assert gpjax_lite.default_compiler_options() is not gpjax_lite.default_compiler_options()
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_xla_flags_that_choose_the_emitters_are_left_in_charge(value, monkeypatch):
+    monkeypatch.setenv(
+        "XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=false --xla_cpu_use_fusion_emitters={value}"
+    )
+    assert gpjax_lite.default_compiler_options() == {}
+
+
+def test_the_options_reach_xla(tmp_path):
+    # A dump directory is an option XLA acts on: files appear only if it got there.
+    _exact_fit(compiler_options={"xla_dump_to": str(tmp_path)})
+    assert any("minimise" in path.name for path in tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("run", [_exact_fit, _svgp_fit], ids=["fit", "fit_svgp"])
@@ -270,27 +308,32 @@ def test_default_compiler_options_are_the_classic_cpu_emitters_where_xla_has_the
         ({"xla_backend_optimization_level": "high"}, "xla_backend_optimization_level"),
     ],
 )
-def test_options_xla_rejects_are_a_value_error_before_the_loop_is_traced(run, options, message):
-    traced = []
-    with pytest.MonkeyPatch.context() as patch:
-        original = GP.log_marginal_likelihood
-        patch.setattr(GP, "log_marginal_likelihood", lambda *a: traced.append(1) or original(*a))
-        with pytest.raises(ValueError, match=f"compiler_options.*{message}"):
-            run(compiler_options=options)
-    assert traced == []  # XLA's answer came from a trivial program, not from the fit's
+def test_options_xla_rejects_are_a_value_error_before_the_loop_is_built(
+    run, options, message, compiled_with
+):
+    with pytest.raises(ValueError, match=f"compiler_options.*{message}"):
+        run(compiler_options=options)
+    assert compiled_with == []  # XLA's answer came from a trivial program, not from the fit's
 
 
 @pytest.mark.skipif(not _known_to_xla(NEWER), reason="this XLA has no classic emitters")
-def test_a_rejected_value_does_not_poison_the_default():
-    # 0 == False in Python, but XLA wants a bool: the rejected {k: 0} must not share
-    # a compiled loop (or a verdict) with the default {k: False}, in either order.
-    default = _exact_fit()
+@pytest.mark.parametrize("rejected_first", [True, False])
+def test_a_rejected_value_does_not_poison_the_default(rejected_first):
+    # 0 == False in Python, but XLA wants a bool: {k: 0} must not share a verdict or a
+    # compiled loop with {k: False}, whichever comes first in the process.
+    fit_module._xla_rejection.cache_clear()
+    fit_module._compiled_minimise.cache_clear()
+    if rejected_first:
+        with pytest.raises(ValueError, match="compiler_options"):
+            _exact_fit(compiler_options={"xla_cpu_use_fusion_emitters": 0})
+    classic = _exact_fit(compiler_options=CLASSIC)
     with pytest.raises(ValueError, match="compiler_options"):
         _exact_fit(compiler_options={"xla_cpu_use_fusion_emitters": 0})
-    np.testing.assert_array_equal(_exact_fit().final_loss, default.final_loss)
     with pytest.raises(ValueError, match="compiler_options"):
         _exact_fit(compiler_options={"xla_cpu_use_fusion_emitters": 1})
-    _exact_fit(compiler_options=NEWER)  # True after 1: still accepted
+    np.testing.assert_array_equal(
+        _exact_fit(compiler_options=CLASSIC).final_loss, classic.final_loss
+    )
 
 
 @pytest.mark.x64
@@ -306,23 +349,41 @@ def test_the_newer_and_the_classic_emitters_reach_the_same_fit():
 
 
 @pytest.mark.x64
-def test_fit_inside_a_users_jit_leaves_compiler_options_to_that_jit():
-    # JAX refuses options on a nested jit: fit passes none there, even when asked.
+def test_fit_inside_a_users_jit_leaves_compiler_options_to_that_jit(compiled_with):
+    # JAX refuses options on a nested jit: fit passes none there.
     X, y = regression_data(n=20)
     gp = GP(kernels.RBF(), noise=0.1)
-    expected = fit(gp, X, y).final_loss
-    bogus = {"xla_no_such_option": True}
-    traced = jax.jit(lambda X, y: fit(gp, X, y, compiler_options=bogus).final_loss)
+    expected = fit(gp, X, y, compiler_options=CLASSIC).final_loss
+    del compiled_with[:]
+    traced = jax.jit(lambda X, y: fit(gp, X, y).final_loss)
     np.testing.assert_allclose(traced(X, y), expected, rtol=1e-10)
     # With the data closed over, no argument of fit is a tracer; it is still staged.
     closed = jax.jit(lambda: fit(gp, X, y).final_loss)
     np.testing.assert_allclose(closed(), expected, rtol=1e-10)
+    assert compiled_with == [{}, {}]
+    # Options given explicitly are still checked, and said to be ignored.
+    with pytest.raises(ValueError, match="xla_no_such_option"):
+        jax.jit(lambda X, y: fit(gp, X, y, compiler_options={"xla_no_such_option": 1}).final_loss)(
+            X, y
+        )
+    with pytest.warns(UserWarning, match="ignored when fit is traced inside a `jax.jit`"):
+        jax.jit(lambda X, y: fit(gp, X, y, compiler_options=CLASSIC).final_loss)(X, y)
 
-    # Under ensure_compile_time_eval new arrays are concrete even inside a jit; the
-    # traced data still tell.
+    # Under ensure_compile_time_eval new arrays are concrete even inside a jit: JAX's
+    # refusal of the nested options is caught and the loop is built without them.
     @jax.jit
     def folded(X, y):
         with jax.ensure_compile_time_eval():
             return fit(gp, X, y).final_loss
 
     np.testing.assert_allclose(folded(X, y), expected, rtol=1e-10)
+
+
+@pytest.mark.x64
+def test_an_eager_vmap_keeps_the_options(compiled_with):
+    X, y = regression_data(n=20)
+    gp = GP(kernels.RBF(), noise=0.1)
+    ys = np.stack([y, 0.5 * y])
+    losses = jax.vmap(lambda y: fit(gp, X, y).final_loss)(ys)
+    assert compiled_with == [gpjax_lite.default_compiler_options()]
+    np.testing.assert_allclose(losses[1], fit(gp, X, 0.5 * y).final_loss, rtol=1e-8)

@@ -472,7 +472,8 @@ def fit_svgp(
         compiler_options: XLA compiler options for the compiled loop, as in
             :func:`gpjax_lite.fit` (``None``: its default, XLA:CPU's classic
             fusion emitters on the CPU; ``{}``: none, XLA's defaults or your
-            ``XLA_FLAGS``).
+            ``XLA_FLAGS``). Ignored, with a ``UserWarning`` when given, when
+            ``fit_svgp`` is traced inside your own ``jax.jit``.
 
     Returns:
         An :class:`SVGPFitResult` with ``.model``, ``.losses`` and ``.nonfinite_step``.
