@@ -3,8 +3,9 @@ Rasmussen & Williams (2006) Algorithms 3.1/3.2, the exact GP (Gaussian likelihoo
 finite differences for every gradient.
 
 The oracle comparisons are float64 (tolerances of 1e-8 to 1e-12) and carry the
-``x64`` marker, so CI's float32 pass skips them; ``test_float32`` checks the
-float32 path against float64.
+``x64`` marker, so a float32 session skips them; ``test_float32`` checks the
+float32 path against float64 (in the float64 session; in a float32 session
+both of its sides are float32).
 """
 
 import equinox as eqx
