@@ -133,8 +133,9 @@ def default_compiler_options() -> dict[str, Any]:
     with it); and where the ``XLA_FLAGS`` environment variable already sets
     ``xla_cpu_use_fusion_emitters``, which is then yours to decide.
 
-    Compiler options apply to one top-level ``jax.jit`` and take precedence over
-    the same flag in ``XLA_FLAGS``. When ``fit`` is traced inside your own
+    Options passed to ``fit`` replace these rather than add to them (merge with
+    ``{**default_compiler_options(), ...}``). Compiler options apply to one
+    top-level ``jax.jit`` and take precedence over the same flag in ``XLA_FLAGS``. When ``fit`` is traced inside your own
     ``jax.jit``, that ``jit``'s options apply to the whole program: pass these
     to it (its ``compiler_options=``) to get the same program.
     """
@@ -176,8 +177,8 @@ def check_compiler_options(compiler_options) -> None:
     """Check ``compiler_options`` before any tracing: ``None``, or options XLA accepts.
 
     Raises:
-        TypeError: not a dict of option names (str) to str, bool, int or
-            float values, as ``jax.jit`` takes them.
+        TypeError: not a dict of option names (str) to str, bool (Python's),
+            int or float values.
         ValueError: XLA rejects them (an unknown option, a value of the wrong type).
     """
     if compiler_options is None:
@@ -185,13 +186,14 @@ def check_compiler_options(compiler_options) -> None:
     if not (
         isinstance(compiler_options, dict)
         and all(
-            isinstance(k, str) and isinstance(v, (str, bool, int, float))
+            isinstance(k, str) and isinstance(v, (str, bool, int, float, np.integer, np.floating))
             for k, v in compiler_options.items()
         )
     ):
         raise TypeError(
             "`compiler_options` must be a dict of XLA option names to str, bool, int or float "
-            f"values (as for `jax.jit`), or None for the default, got {compiler_options!r}."
+            "values (Python bools: XLA reads a NumPy bool as a number), or None for the "
+            f"default, got {compiler_options!r}."
         )
     rejection = _xla_rejection(_options_key(compiler_options)) if compiler_options else None
     if rejection:
@@ -302,9 +304,12 @@ def fit(
             ``XLA_FLAGS``). Default ``None``: :func:`default_compiler_options`
             (on the CPU, XLA:CPU's classic fusion emitters, which compile the
             loop markedly faster); ``{}``: none (XLA's defaults, or your
-            ``XLA_FLAGS``). Ignored, with a ``UserWarning`` when given, when
-            ``fit`` is traced inside your own ``jax.jit`` (that one's options
-            apply to the whole program).
+            ``XLA_FLAGS``). A dict replaces the default rather than adding to
+            it: ``{**gl.default_compiler_options(), "xla_...": ...}`` adds.
+            Ignored, with a ``UserWarning`` when non-empty, when ``fit`` is
+            traced into a larger program (inside your own ``jax.jit``, a
+            ``lax.map`` or ``lax.scan``; that program's ``jit`` options apply);
+            an eager ``jax.vmap`` keeps them.
 
     Returns:
         A :class:`FitResult` whose model is the best iterate seen. If a loss or
@@ -903,7 +908,8 @@ def minimise(
         if requested:
             warnings.warn(
                 f"{name}: `compiler_options` {requested!r} are ignored when {name} is traced "
-                "inside a `jax.jit`: pass them to that `jax.jit` instead.",
+                "into a larger program (inside `jax.jit`, `lax.map`, `lax.scan`, ...): pass "
+                "them to the outermost `jax.jit` instead.",
                 UserWarning,
                 stacklevel=3,
             )

@@ -472,8 +472,9 @@ def fit_svgp(
         compiler_options: XLA compiler options for the compiled loop, as in
             :func:`gpjax_lite.fit` (``None``: its default, XLA:CPU's classic
             fusion emitters on the CPU; ``{}``: none, XLA's defaults or your
-            ``XLA_FLAGS``). Ignored, with a ``UserWarning`` when given, when
-            ``fit_svgp`` is traced inside your own ``jax.jit``.
+            ``XLA_FLAGS``); a dict replaces the default. Ignored, with a
+            ``UserWarning`` when non-empty, when ``fit_svgp`` is traced into a
+            larger program (inside your own ``jax.jit``, ``lax.map``, ...).
 
     Returns:
         An :class:`SVGPFitResult` with ``.model``, ``.losses`` and ``.nonfinite_step``.
