@@ -135,9 +135,10 @@ def default_compiler_options() -> dict[str, Any]:
 
     Options passed to ``fit`` replace these rather than add to them (merge with
     ``{**default_compiler_options(), ...}``). Compiler options apply to one
-    top-level ``jax.jit`` and take precedence over the same flag in ``XLA_FLAGS``. When ``fit`` is traced inside your own
-    ``jax.jit``, that ``jit``'s options apply to the whole program: pass these
-    to it (its ``compiler_options=``) to get the same program.
+    top-level ``jax.jit`` and take precedence over the same flag in
+    ``XLA_FLAGS``. When ``fit`` is traced inside your own ``jax.jit``, that
+    ``jit``'s options apply to the whole program: pass these to it (its
+    ``compiler_options=``) to get the same program.
     """
     if jax.default_backend() != "cpu":
         return {}
