@@ -318,7 +318,7 @@ def _laplace_log_marginal_likelihood_jvp(primals, tangents):
     dK, dm, dy, dlikelihood = tangents
     f, a, second, sqrt_W, L = _mode_pieces(K, m, y, likelihood)
     value = _lml_value(m, y, likelihood, f, a, L)
-    B_inv = _inverse_from_factor(L)
+    B_inv, _ = _inverse_from_factor(L)
     # ½ Σᵢᵢ as ∂(½ log|B|)/∂Wᵢ = Σⱼ Kᵢⱼ W^½ⱼ B⁻¹ⱼᵢ / (2 W^½ᵢ): elementwise in B⁻¹, no
     # product of n × n matrices. Where W^½ sits at its floor it does not move with W.
     moving = -second > jnp.finfo(second.dtype).tiny

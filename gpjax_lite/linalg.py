@@ -253,7 +253,7 @@ def _upper_inverse(A):
 
 
 def _inverse_from_factor(L):
-    """``K⁻¹`` from the lower factor of ``K = L Lᵀ``.
+    """``K⁻¹`` and ``U = L⁻ᵀ`` (as the blocks ``(Uₐ, V, U꜀)``) from the lower factor of ``K = L Lᵀ``.
 
     With ``U = L⁻ᵀ`` (upper triangular), ``K⁻¹ = U Uᵀ``. ``U`` is built from
     one 2×2 block split of ``L = [[A, 0], [B, C]]``::
@@ -280,7 +280,7 @@ def _inverse_from_factor(L):
     n = L.shape[-1]
     if n < _BLOCK_MIN_SIZE:
         U = _upper_inverse(L)
-        return U @ U.T
+        return U @ U.T, (U, None, None)
     n1 = n // 2
     n2 = n - n1
     A, B, C = L[:n1, :n1], L[n1:, :n1], L[n1:, n1:]
@@ -292,7 +292,28 @@ def _inverse_from_factor(L):
     V = (Ua @ B.T) @ Uc
     top_left = grams[0, :n1, :n1] + V @ V.T
     off = V @ Uc.T
-    return jnp.block([[top_left, -off], [-off.T, grams[1]]])
+    K_inv = jnp.block([[top_left, -off], [-off.T, grams[1]]])
+    return K_inv, (Ua, V, Uc)
+
+
+def _apply_upper_inverse(blocks, w):
+    """``U w = L⁻ᵀ w`` from the blocks returned by :func:`_inverse_from_factor`."""
+    Ua, V, Uc = blocks
+    if V is None:
+        return Ua @ w
+    n1 = Ua.shape[0]
+    w1, w2 = w[:n1], w[n1:]
+    return jnp.concatenate([Ua @ w1 - V @ w2, Uc @ w2])
+
+
+def _apply_lower_inverse(blocks, r):
+    """``Uᵀ r = L⁻¹ r`` from the same blocks (matrix-vector products, no solve)."""
+    Ua, V, Uc = blocks
+    if V is None:
+        return r @ Ua
+    n1 = Ua.shape[0]
+    r1, r2 = r[:n1], r[n1:]
+    return jnp.concatenate([r1 @ Ua, r2 @ Uc - r1 @ V])
 
 
 def _log_density_tangent(alpha, K_inv, dK, dr):
@@ -309,25 +330,14 @@ def _gaussian_log_density_jvp(primals, tangents):
 
 
 def _value_and_inverse(K, r):
-    """``log N(r | 0, K)``, ``α = K⁻¹ r`` and ``K⁻¹``, through one Cholesky factor of ``K``.
-
-    ``α`` is one matrix-vector product with the inverse at hand and
-    ``rᵀK⁻¹r = rᵀα``: no triangular solve of its own (a second solve would be
-    independent of the inverse's, and two batched LAPACK calls at once can
-    deadlock jaxlib, see :func:`_inverse_from_factor`), and one product
-    compiles to one kernel where ``L⁻¹r`` then ``L⁻ᵀ(L⁻¹r)`` from the blocks
-    took six (benchmarks case ``compile``).
-    """
+    """``log N(r | 0, K)``, ``α = K⁻¹ r`` and ``K⁻¹``, through one Cholesky factor of ``K``."""
     L = jax.lax.linalg.cholesky(K, symmetrize_input=False)
-    K_inv = _inverse_from_factor(L)
-    alpha = K_inv @ r
-    n = r.shape[-1]
-    value = (
-        -0.5 * jnp.dot(r, alpha)
-        - jnp.sum(jnp.log(jnp.diagonal(L)))
-        - 0.5 * n * math.log(2 * math.pi)
-    )
-    return value, alpha, K_inv
+    K_inv, blocks = _inverse_from_factor(L)
+    # w = L⁻¹ r from the inverse already at hand, not by another triangular
+    # solve: that solve would be independent of the inverse's, and two batched
+    # LAPACK calls at once can deadlock jaxlib (see _inverse_from_factor).
+    w = _apply_lower_inverse(blocks, r)
+    return _log_density_value(L, w), _apply_upper_inverse(blocks, w), K_inv
 
 
 @jax.custom_jvp

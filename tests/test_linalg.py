@@ -22,6 +22,8 @@ from gpjax_lite.linalg import (
     _BLOCK_MIN_SIZE,
     SOLVE_BLOCK_SIZE,
     CholeskyError,
+    _apply_lower_inverse,
+    _apply_upper_inverse,
     _inverse_from_factor,
     add_jitter,
     cho_solve,
@@ -331,17 +333,29 @@ def test_block_inverse_jvp_against_plain_cholesky(n, dtype):
 @pytest.mark.parametrize("dtype", JVP_DTYPES)
 @pytest.mark.parametrize("n", JVP_SIZES)
 def test_inverse_from_factor_against_numpy(n, dtype):
-    # Both branches: one full-size inverse below _BLOCK_MIN_SIZE, the block split from it on
-    # (JVP_SIZES straddles the threshold, with an odd size for the padded half).
-    assert min(JVP_SIZES) < _BLOCK_MIN_SIZE <= max(JVP_SIZES)
     K = spd(n, seed=10 + n).astype(dtype)
     L = np.linalg.cholesky(K.astype(np.float64)).astype(dtype)
-    K_inv = _inverse_from_factor(jnp.asarray(L))
+    K_inv, blocks = _inverse_from_factor(jnp.asarray(L))
+    # Both branches are exercised: one full-size inverse below the threshold, blocks from it on.
+    assert (blocks[1] is None) == (n < _BLOCK_MIN_SIZE)
     assert K_inv.shape == (n, n) and K_inv.dtype == dtype
     tol = JVP_TOL[dtype]
     L64 = L.astype(np.float64)
     _assert_close(K_inv, np.linalg.inv(L64 @ L64.T), tol, "K⁻¹")
     _assert_close(K_inv, np.asarray(K_inv).T, tol, "symmetry of K⁻¹")
+    w = np.random.default_rng(n).normal(size=n).astype(dtype)
+    _assert_close(
+        _apply_upper_inverse(blocks, jnp.asarray(w)),
+        scipy.linalg.solve_triangular(L64.T, w.astype(np.float64), lower=False),
+        tol,
+        "L⁻ᵀ w",
+    )
+    _assert_close(
+        _apply_lower_inverse(blocks, jnp.asarray(w)),
+        scipy.linalg.solve_triangular(L64, w.astype(np.float64), lower=True),
+        tol,
+        "L⁻¹ w",
+    )
 
 
 @pytest.mark.x64
