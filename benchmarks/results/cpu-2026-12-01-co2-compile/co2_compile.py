@@ -1,0 +1,69 @@
+# ruff: noqa: E402, I001  (a script: sys.path is set before the imports)
+"""The CO2 main job's compile, measured as `examples/mauna_loa.py` reports it, for the tree at ROOT.
+
+    python benchmarks/results/cpu-2026-12-01-co2-compile/co2_compile.py ROOT [--run]
+
+As the main job does: load the data, evaluate the initial log marginal
+likelihood (eagerly), then time ``jax.jit(fit_model, compiler_options=
+gl.default_compiler_options()).lower(X, y).compile()``: tracing, lowering and
+XLA, with JAX's own ``jax.monitoring`` durations for the three. ``--run`` also
+runs the compiled fit and prints its optimum. ``--cold`` skips the initial
+likelihood, so the compile also pays what a process's first Cholesky pays
+once (JAX's CPU client, jaxlib's LAPACK set-up, which imports SciPy). One
+JSON line per call; ROOT is a checkout (a ``git worktree`` of another
+commit, for an A/B).
+"""
+
+import functools
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+
+root = os.path.abspath(sys.argv[1])
+sys.path[:0] = [root, root + "/examples"]
+import jax
+
+jax.config.update("jax_enable_x64", True)
+from jax import monitoring
+import jax.numpy as jnp
+import gpjax_lite as gl
+
+assert gl.__file__.startswith(root), gl.__file__
+import mauna_loa
+from gpjax_lite.datasets import load_co2
+
+durations = defaultdict(float)
+
+
+def record(name, seconds, **_):
+    durations[name.rsplit("/", 1)[-1].removesuffix("_duration")] += seconds
+
+
+monitoring.register_event_duration_secs_listener(record)
+X, y = map(jnp.asarray, load_co2())
+cold = "--cold" in sys.argv
+if not cold:
+    float(mauna_loa.build_model(y).log_marginal_likelihood(X, y))  # main() does this first
+durations.clear()
+start = time.perf_counter()
+fit_jit = jax.jit(
+    functools.partial(mauna_loa.fit_model, num_steps=500),
+    compiler_options=gl.default_compiler_options(),
+)
+compiled = fit_jit.lower(X, y).compile()
+out = {
+    "tree": os.path.basename(root) + (" (cold)" if cold else ""),
+    "compile_s": round(time.perf_counter() - start, 3),
+    "trace_s": round(durations["jaxpr_trace"], 3),
+    "lower_s": round(durations["jaxpr_to_mlir_module"], 3),
+    "xla_s": round(durations["backend_compile"], 3),
+    "load1": os.getloadavg()[0],
+}
+if "--run" in sys.argv:
+    start = time.perf_counter()
+    result = jax.block_until_ready(compiled(X, y))
+    out.update(run_s=round(time.perf_counter() - start, 2), lml=-float(result.final_loss))
+    out["steps"] = int(result.steps_taken)
+print(json.dumps(out))
