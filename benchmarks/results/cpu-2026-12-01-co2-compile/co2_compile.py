@@ -1,7 +1,7 @@
 # ruff: noqa: E402, I001  (a script: sys.path is set before the imports)
 """The CO2 main job's compile, measured as `examples/mauna_loa.py` reports it, for the tree at ROOT.
 
-    python benchmarks/results/cpu-2026-12-01-co2-compile/co2_compile.py ROOT [--run]
+    python benchmarks/results/cpu-2026-12-01-co2-compile/co2_compile.py ROOT [--run] [--cold]
 
 As the main job does: load the data, evaluate the initial log marginal
 likelihood (eagerly), then time ``jax.jit(fit_model, compiler_options=
