@@ -9,7 +9,7 @@ gl.default_compiler_options()).lower(X, y).compile()``: tracing, lowering and
 XLA, with JAX's own ``jax.monitoring`` durations for the three. ``--run`` also
 runs the compiled fit and prints its optimum. ``--cold`` skips the initial
 likelihood, so the compile also pays what a process's first Cholesky pays
-once (JAX's CPU client, jaxlib's LAPACK set-up, which imports SciPy). One
+once (jaxlib's LAPACK set-up, which imports SciPy). One
 JSON line per call; ROOT is a checkout (a ``git worktree`` of another
 commit, for an A/B).
 """
