@@ -14,6 +14,7 @@ JSON line per call; ROOT is a checkout (a ``git worktree`` of another
 commit, for an A/B).
 """
 
+import argparse
 import functools
 import json
 import os
@@ -21,7 +22,15 @@ import sys
 import time
 from collections import defaultdict
 
-root = os.path.abspath(sys.argv[1])
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("root", help="a checkout of gpjax_lite (holds gpjax_lite/ and examples/)")
+parser.add_argument("--run", action="store_true", help="also run the compiled fit")
+parser.add_argument("--cold", action="store_true", help="skip the initial eager likelihood")
+args = parser.parse_args()
+root = os.path.abspath(args.root)
+for part in ("gpjax_lite/__init__.py", "examples/mauna_loa.py"):
+    if not os.path.isfile(os.path.join(root, part)):
+        parser.error(f"{root} is not a gpjax_lite checkout: no {part}")
 sys.path[:0] = [root, root + "/examples"]
 import jax
 
@@ -30,7 +39,8 @@ from jax import monitoring
 import jax.numpy as jnp
 import gpjax_lite as gl
 
-assert gl.__file__.startswith(root), gl.__file__
+if os.path.dirname(os.path.abspath(gl.__file__)) != os.path.join(root, "gpjax_lite"):
+    sys.exit(f"imported gpjax_lite from {gl.__file__}, not from {root}")
 import mauna_loa
 from gpjax_lite.datasets import load_co2
 
@@ -43,7 +53,7 @@ def record(name, seconds, **_):
 
 monitoring.register_event_duration_secs_listener(record)
 X, y = map(jnp.asarray, load_co2())
-cold = "--cold" in sys.argv
+cold = args.cold
 if not cold:
     float(mauna_loa.build_model(y).log_marginal_likelihood(X, y))  # main() does this first
 durations.clear()
@@ -61,7 +71,7 @@ out = {
     "xla_s": round(durations["backend_compile"], 3),
     "load1": os.getloadavg()[0],
 }
-if "--run" in sys.argv:
+if args.run:
     start = time.perf_counter()
     result = jax.block_until_ready(compiled(X, y))
     out.update(run_s=round(time.perf_counter() - start, 2), lml=-float(result.final_loss))
