@@ -16,6 +16,7 @@ data shapes and optimizer objects where they can.
 import math
 import re
 import time
+import typing
 import warnings
 
 import equinox as eqx
@@ -152,6 +153,60 @@ def test_lbfgs_reaches_scipy_optimum(data, lbfgs_run):
     np.testing.assert_allclose(float(result.final_loss), nll, rtol=1e-10)
     assert np.max(np.abs(grad)) < 1e-3
     assert int(result.steps_taken) < 200  # stopped early: converged
+
+
+class _ScriptedState(typing.NamedTuple):
+    value: jax.Array  # the loss at the current parameters (inf before the first step)
+    grad: jax.Array
+    count: jax.Array
+
+
+def _scripted_optimizer(moves):
+    """An optax optimizer that adds ``moves[k]`` to every parameter at step ``k`` and,
+    like a line search, stores the loss and gradient where it lands, so the fit loop
+    applies its line-search convergence tests to a chosen sequence of decreases."""
+    moves = jnp.asarray(moves)
+
+    def init(params):
+        return _ScriptedState(jnp.asarray(jnp.inf), optax.tree.zeros_like(params), jnp.asarray(0))
+
+    def update(updates, state, params, *, value_fn, **extra_args):
+        move = moves[jnp.minimum(state.count, moves.shape[0] - 1)]
+        step = jax.tree.map(lambda p: jnp.full_like(p, move), params)
+        value, grad = jax.value_and_grad(value_fn)(optax.apply_updates(params, step))
+        return step, _ScriptedState(value, grad, state.count + 1)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+@pytest.mark.x64
+def test_small_decrease_must_repeat_to_stop():
+    # Only the constant mean is trained (a quadratic loss); the moves take it
+    # towards the data's level, with tiny moves (relative decrease ~1e-11, below
+    # FTOL) at steps 1, 3 and 4. SciPy's test would stop after step 1; the loop
+    # stops after the second small decrease in a row, step 4.
+    X = jnp.linspace(0.0, 1.0, 20)
+    y = 5.0 + 0.1 * jnp.sin(7.0 * X)
+    gp = GP(kernels.RBF(), mean=means.Constant(0.0), noise=0.01)
+    big, tiny = 0.5, 1e-12
+    moves = [big, tiny, big, tiny, tiny, big, big]
+    result = fit(
+        gp,
+        X,
+        y,
+        optimizer=_scripted_optimizer(moves),
+        num_steps=len(moves),
+        fixed=lambda gp: (gp.kernel, gp.noise),
+    )
+    assert int(result.steps_taken) == 5
+    np.testing.assert_allclose(float(result.model.mean.value), 2 * big + 3 * tiny, rtol=1e-12)
+    losses = np.asarray(result.losses)
+    decreases = -np.diff(losses[:5]) / np.maximum(np.abs(losses[:4]), 1.0)
+    assert np.all(decreases > 0)
+    assert np.all(decreases[[1, 3]] <= fit_module.FTOL) and decreases[2] > fit_module.FTOL
+    # The last step's decrease (to the returned model) is small too.
+    last = (losses[4] - float(result.final_loss)) / abs(losses[4])
+    assert 0 < last <= fit_module.FTOL
 
 
 def test_adam_reaches_scipy_optimum(data):
