@@ -69,10 +69,11 @@ def fixed(gp):
 def fit_model(X, y, num_steps: int = 1000):
     """Fit :func:`build_model` to ``(X, y)``; returns the :class:`~gpjax_lite.FitResult`.
 
-    L-BFGS stops by itself once converged (about 500 steps on the full data).
-    The likelihood is very flat near its optimum (the rational-quadratic
-    ``alpha`` and the constant mean move along a ridge), so round-off steers
-    the path and the step count and final digits vary with the machine.
+    L-BFGS stops by itself once converged (about 500 steps on the full data,
+    within about 0.01 nats of the optimum). The likelihood is very flat near
+    its optimum (the rational-quadratic ``alpha`` and the constant mean move
+    along a ridge), so round-off steers the path and the step count and final
+    digits vary with the machine.
     """
     return gl.fit(build_model(y), X, y, num_steps=num_steps, fixed=fixed)
 
