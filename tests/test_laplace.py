@@ -461,7 +461,10 @@ def test_sample_and_joint_posterior():
     np.testing.assert_allclose(np.mean(draws, axis=0), mean, atol=5 * np.sqrt(var.max() / 4000))
     np.testing.assert_allclose(np.var(draws, axis=0), var, rtol=0.15)
     assert post.sample(jax.random.key(2), Xt).shape == (1, 6)
-    np.testing.assert_allclose(post(Xt).variance(), var, rtol=1e-10, atol=1e-14)
+    # The joint covariance's diagonal and predict's variance are two computations
+    # of the same numbers: equal to round-off of the session's float.
+    rtol = 1e-10 if var.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(post(Xt).variance(), var, rtol=rtol, atol=1e-14)
 
 
 def test_errors():
