@@ -374,7 +374,10 @@ def _noisy_gaussian_log_density_jvp(primals, tangents):
 def _add_to_diagonal(K, d):
     """``K + diag(d)`` (``d`` a scalar or ``(n,)``), as an update of the diagonal in place
     (no ``n × n`` identity or mask)."""
-    i = np.arange(K.shape[-1])  # static indices: no index computation in the program
+    # jnp, not NumPy, indices: a NumPy array would be a constant captured by the
+    # marginal likelihood's custom batching rule, which JAX refuses once a batched
+    # `lax.cond` (optax's L-BFGS under `vmap`) marks every captured value batched.
+    i = jnp.arange(K.shape[-1])
     return K.at[i, i].add(jnp.asarray(d, K.dtype))
 
 

@@ -391,6 +391,34 @@ def test_jit_of_bound_method_and_of_module_argument():
     assert len(traces) == 1
 
 
+def test_vmap_of_a_cond_with_a_batched_predicate():
+    # optax's L-BFGS evaluates the loss inside a `lax.cond`; under `vmap` (restarts
+    # or datasets on an accelerator) the predicate is batched, and JAX then batches
+    # every value the marginal likelihood's custom batching rule captures. It
+    # raised an AssertionError while the noise was added at NumPy indices.
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-2, 2, size=(12, D))
+    ys = rng.normal(size=(2, 12))
+    gp = GP(gk.RBF(), noise=0.1)
+
+    def lml_if(flag, y):
+        zero = lambda y: jnp.zeros((), jnp.result_type(y))  # noqa: E731
+        return jax.lax.cond(flag, lambda y: gp.log_marginal_likelihood(X, y), zero, y)
+
+    flags = jnp.array([True, False])
+    out = jax.vmap(lml_if)(flags, ys)
+    np.testing.assert_allclose(
+        np.asarray(out), [float(gp.log_marginal_likelihood(X, ys[0])), 0.0], rtol=tol(1e-12, 1e-6)
+    )
+    grads = jax.vmap(jax.grad(lml_if, argnums=1))(flags, ys)
+    np.testing.assert_allclose(
+        np.asarray(grads[0]),
+        np.asarray(jax.grad(gp.log_marginal_likelihood, argnums=1)(X, ys[0])),
+        rtol=tol(1e-12, 1e-5),
+    )
+    np.testing.assert_array_equal(np.asarray(grads[1]), 0.0)
+
+
 def test_vmap_over_datasets_equals_loop():
     rng = np.random.default_rng(7)
     Xb = rng.uniform(-2, 2, size=(32, N, D))
