@@ -100,7 +100,7 @@ RESTART_SPREAD = 1.0
 #: or the line search could not decrease the loss at all (a step that would
 #: raise it is not taken). SciPy stops after one such step; on a flat
 #: likelihood one short line-search step passes that test far from the optimum
-#: (the CO₂ main job stopped 0.07 nats short of it, at a very different
+#: (the CO₂ main job stopped 0.08 nats short of it, at a very different
 #: rational-quadratic ``alpha``). First-order optimizers (Adam, …) and
 #: stochastic losses always run ``num_steps`` steps.
 FTOL = 2.220446049250313e-09
